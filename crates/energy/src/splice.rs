@@ -1,0 +1,1 @@
+//! The splice primitive. Placeholder: implemented with the backfill work.
