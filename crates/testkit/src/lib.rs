@@ -1,0 +1,9 @@
+//! Real servers on loopback for tests, benchmarks and `pwsync demo`.
+//!
+//! Each server runs in its own temp dir on a free port and is stopped by its PID when its
+//! guard drops. A server binary that is missing is reported by [`Missing`], which a test turns
+//! into a skip only outside CI (`CI` unset); in CI every server is installed, so nothing skips.
+
+pub mod process;
+
+pub use process::{free_port, require, wait_for_port, Missing, ServerProcess};

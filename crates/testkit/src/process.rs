@@ -1,0 +1,122 @@
+//! Process guards and ports shared by every server harness.
+
+use anyhow::{bail, Context, Result};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16, timeout: Duration, child: &mut Child, name: &str) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{name} exited before it listened on port {port}: {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not listen on port {port} within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A server binary that is not installed.
+#[derive(Debug)]
+pub struct Missing {
+    pub binary: String,
+    pub install_hint: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not installed ({})", self.binary, self.install_hint)
+    }
+}
+
+impl std::error::Error for Missing {}
+
+/// Find `binary` on PATH or at an absolute path. Outside CI a test may skip on `Err`;
+/// in CI (`CI` set) a missing server is a failure, so tests should call [`require`]'s result
+/// through `expect` when `std::env::var_os("CI").is_some()`.
+pub fn require(binary: &str, install_hint: &str) -> Result<std::path::PathBuf, Missing> {
+    let p = Path::new(binary);
+    if p.is_absolute() && p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
+        .map(|d| d.join(binary))
+        .find(|c| c.is_file())
+        .ok_or_else(|| Missing {
+            binary: binary.to_string(),
+            install_hint: install_hint.to_string(),
+        })
+}
+
+/// A child server process, killed (SIGTERM, then SIGKILL) by PID on drop.
+pub struct ServerProcess {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl ServerProcess {
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Self> {
+        let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(ServerProcess {
+            name: name.to_string(),
+            child: Some(child),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("process already stopped")
+    }
+
+    /// Stop the process by its PID: SIGTERM, wait up to 10 s, then SIGKILL.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
