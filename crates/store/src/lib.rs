@@ -5,6 +5,7 @@
 //! and hand it to [`StatisticsStore::apply`] otherwise.
 
 use async_trait::async_trait;
+pub use pwsync_energy::splice::Shift;
 use pwsync_energy::StatRow;
 use serde::{Deserialize, Serialize};
 
@@ -42,14 +43,6 @@ impl StatMeta {
             has_mean: false,
         }
     }
-}
-
-/// Add `delta` (kWh) to `sum` of every 5-minute row with `start >= from` and every hourly row
-/// with `start >= floor_hour(from)`: the semantics of HA's `recorder/adjust_sum_statistics`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Shift {
-    pub from: i64,
-    pub delta: f64,
 }
 
 /// Everything to write for one statistic. Applied in this order: `shifts` (to the rows that
