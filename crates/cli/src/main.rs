@@ -1,1 +1,58 @@
-fn main() {}
+//! pwsync: the binary edge. Parses flags, loads configuration, runs one command, maps the
+//! outcome to an exit code. Everything below `commands` is thin; the work lives in the crates.
+
+mod commands;
+mod config;
+mod exit;
+mod output;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pwsync",
+    version,
+    about = "Powerwall-Dashboard InfluxDB → Home Assistant: live sensors, backfill, migration, check and repair",
+    propagate_version = true
+)]
+struct Cli {
+    /// Configuration file (default: ./pwsync.toml if present).
+    #[arg(long, global = true, env = "PWSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// More detail: -v info, -vv debug, -vvv trace (logs go to stderr).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(commands::run(cli.command, cli.config.as_deref())) {
+        Ok(code) => code,
+        Err(e) => exit::report(e),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PWSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,45 @@
+//! One module per command. Each is thin: parse → load → call the crates → print.
+
+use crate::config::Config;
+use crate::exit;
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Live sensors over MQTT discovery (the daemon).
+    Serve(NotYet),
+    /// Historical InfluxDB energy into HA's long-term statistics.
+    Backfill(NotYet),
+    /// Teslemetry (and other Tesla integrations') statistics onto pwsync's sensors, then backfill.
+    Migrate(NotYet),
+    /// Find spikes, negative hours, gaps and disagreements with InfluxDB.
+    Check(NotYet),
+    /// Fix what `check` finds.
+    Repair(NotYet),
+    /// Connect to everything configured and say what to do next.
+    Doctor(NotYet),
+}
+
+/// Arguments of a command that a later version fills in.
+#[derive(clap::Args, Debug)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
+    let name = match cmd {
+        Command::Serve(_) => "serve",
+        Command::Backfill(_) => "backfill",
+        Command::Migrate(_) => "migrate",
+        Command::Check(_) => "check",
+        Command::Repair(_) => "repair",
+        Command::Doctor(_) => "doctor",
+    };
+    let _ = Config::load(config)?;
+    eprintln!("error: `pwsync {name}` is not yet implemented in this version");
+    Ok(ExitCode::from(exit::NOT_IMPLEMENTED))
+}

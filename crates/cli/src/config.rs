@@ -1,0 +1,311 @@
+//! `pwsync.toml`, overridden by `PWSYNC_*` environment variables, overridden by flags.
+//!
+//! Environment variables name a key by its path with `__` between levels, for example
+//! `PWSYNC_INFLUXDB__URL` or `PWSYNC_HOMEASSISTANT__TOKEN`. Secrets may instead come from a file
+//! (`password_file`, `token_file`); they are held in [`Secret`], which never prints its value.
+
+use anyhow::{bail, Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use pwsync_energy::Field;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A secret string: Debug and Display print `***`, Serialize writes `"***"`.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Prefix of entity ids: `sensor.<site>_home_usage`, unique ids `pwsync_<site>_<key>`.
+    pub site: String,
+    /// Name of the HA device that holds the sensors.
+    pub device_name: String,
+    /// IANA zone for local days when HA is not reachable (HA's own zone wins when it is).
+    pub time_zone: String,
+    pub influxdb: InfluxSection,
+    pub homeassistant: HaSection,
+    pub mqtt: MqttSection,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            site: "powerwall".into(),
+            device_name: "Powerwall".into(),
+            time_zone: "UTC".into(),
+            influxdb: InfluxSection::default(),
+            homeassistant: HaSection::default(),
+            mqtt: MqttSection::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InfluxSection {
+    pub url: String,
+    pub database: String,
+    pub username: Option<String>,
+    pub password: Secret,
+    pub password_file: Option<PathBuf>,
+    pub retention_policy: String,
+    pub measurement: String,
+    pub timeout_secs: u64,
+    /// A stretch without data longer than this is a gap: its energy is unknown, never bridged.
+    pub gap_limit_secs: i64,
+    /// InfluxDB field name per pwsync field, for installations that renamed them.
+    pub fields: BTreeMap<Field, String>,
+}
+
+impl Default for InfluxSection {
+    fn default() -> Self {
+        InfluxSection {
+            url: "http://localhost:8086".into(),
+            database: "powerwall".into(),
+            username: None,
+            password: Secret::default(),
+            password_file: None,
+            retention_policy: "autogen".into(),
+            measurement: "http".into(),
+            timeout_secs: 30,
+            gap_limit_secs: 300,
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HaSection {
+    /// e.g. `http://homeassistant.local:8123`; the websocket URL is derived from it.
+    pub url: Option<String>,
+    pub token: Secret,
+    pub token_file: Option<PathBuf>,
+    /// Recorder database for offline writes (HA stopped): `sqlite:///config/home-assistant_v2.db`,
+    /// `mysql://…`, `postgresql://…`.
+    pub recorder_db: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSection {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Secret,
+    pub password_file: Option<PathBuf>,
+    pub client_id: String,
+    pub discovery_prefix: String,
+    pub poll_interval_secs: u64,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            url: "mqtt://localhost:1883".into(),
+            username: None,
+            password: Secret::default(),
+            password_file: None,
+            client_id: "pwsync".into(),
+            discovery_prefix: "homeassistant".into(),
+            poll_interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The most power any one field can physically reach, kW; an hour above it is a spike.
+    pub max_power_kw: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_power_kw: 30.0 }
+    }
+}
+
+/// `PWSYNC_<SECTION>__<KEY>` and the top-level keys; other `PWSYNC_*` variables (such as
+/// `PWSYNC_CONFIG` or `PWSYNC_LOG`) belong to the program, not to the file's schema.
+fn config_env() -> Env {
+    const TOP: [&str; 3] = ["site", "device_name", "time_zone"];
+    Env::prefixed("PWSYNC_")
+        .filter(|k| k.as_str().contains("__") || TOP.contains(&k.as_str()))
+        .split("__")
+}
+
+impl Config {
+    /// Load defaults ← `path` (if given, it must exist; else `./pwsync.toml` if present) ← env.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => {
+                if !p.is_file() {
+                    bail!(
+                        "config file {} not found: pass an existing file to --config",
+                        p.display()
+                    );
+                }
+                fig = fig.merge(Toml::file(p));
+            }
+            None => fig = fig.merge(Toml::file("pwsync.toml")),
+        }
+        fig = fig.merge(config_env());
+        let mut cfg: Config = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        cfg.read_secret_files()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn read_secret_files(&mut self) -> Result<()> {
+        fn read(file: &Option<PathBuf>, into: &mut Secret, what: &str) -> Result<()> {
+            if let Some(f) = file {
+                let s = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {what} file {}", f.display()))?;
+                *into = Secret::new(s.trim_end_matches(['\n', '\r']));
+            }
+            Ok(())
+        }
+        read(
+            &self.influxdb.password_file,
+            &mut self.influxdb.password,
+            "influxdb.password",
+        )?;
+        read(
+            &self.homeassistant.token_file,
+            &mut self.homeassistant.token,
+            "homeassistant.token",
+        )?;
+        read(&self.mqtt.password_file, &mut self.mqtt.password, "mqtt.password")
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.site.is_empty()
+            || !self
+                .site
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            bail!(
+                "invalid site '{}': use lowercase letters, digits and _ (it becomes part of entity ids)",
+                self.site
+            );
+        }
+        self.tz()?;
+        if self.influxdb.gap_limit_secs < 60 {
+            bail!("influxdb.gap_limit_secs must be at least 60 (the data is 1-minute means)");
+        }
+        Ok(())
+    }
+
+    /// The configured fallback zone.
+    pub fn tz(&self) -> Result<chrono_tz::Tz> {
+        self.time_zone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "unknown time zone '{}': use an IANA name such as Europe/Berlin",
+                self.time_zone
+            )
+        })
+    }
+
+    /// Entity id of a lifetime meter: `sensor.<site>_<key>`.
+    pub fn meter_entity(&self, field: Field) -> String {
+        format!("sensor.{}_{}", self.site, field.sensor_key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let mut c = Config::default();
+        c.influxdb.password = Secret::new("hunter2");
+        c.homeassistant.token = Secret::new("eyJtoken");
+        let dbg = format!("{c:?}");
+        let json = serde_json::to_string(&c).unwrap();
+        for out in [dbg, json] {
+            assert!(!out.contains("hunter2") && !out.contains("eyJtoken"), "{out}");
+            assert!(out.contains("***"));
+        }
+    }
+
+    #[test]
+    fn file_env_and_secret_file_layer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let toml = dir.path().join("pwsync.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "site = \"home\"\n[influxdb]\nurl = \"http://a:1\"\npassword_file = \"{}\"\n",
+                pw.display()
+            ),
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PWSYNC_INFLUXDB__DATABASE", "pw2");
+            jail.set_env("PWSYNC_LOG", "debug");
+            jail.set_env("PWSYNC_SITE", "home");
+            let c = Config::load(Some(&toml)).unwrap();
+            assert_eq!(c.site, "home");
+            assert_eq!(c.influxdb.url, "http://a:1");
+            assert_eq!(c.influxdb.database, "pw2");
+            assert_eq!(c.influxdb.password.expose(), "s3cret");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_zone_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("pwsync.toml");
+        std::fs::write(&toml, "sitee = \"x\"\n").unwrap();
+        let e = Config::load(Some(&toml)).unwrap_err().to_string();
+        assert!(e.contains("sitee"), "{e}");
+        std::fs::write(&toml, "time_zone = \"Mars/Base\"\n").unwrap();
+        let e = Config::load(Some(&toml)).unwrap_err().to_string();
+        assert!(e.contains("Mars/Base"), "{e}");
+    }
+}
