@@ -146,7 +146,14 @@ fn push_gap(gaps: &mut Vec<Gap>, g: Gap) {
 }
 
 /// Add the trapezoid area of segment a→b restricted to [lo, hi), split at bucket boundaries.
-fn add_segment(acc: &mut BTreeMap<i64, Bucket>, bucket: i64, a: Sample, b: Sample, lo: i64, hi: i64) {
+fn add_segment(
+    acc: &mut BTreeMap<i64, Bucket>,
+    bucket: i64,
+    a: Sample,
+    b: Sample,
+    lo: i64,
+    hi: i64,
+) {
     let dt = (b.t - a.t) as f64;
     let at = |x: i64| a.w + (b.w - a.w) * ((x - a.t) as f64 / dt);
     let mut x0 = lo;
@@ -178,9 +185,19 @@ mod tests {
 
     #[test]
     fn a_long_gap_carries_no_energy_and_is_reported() {
-        let s = vec![Sample::new(0, 1000.0), Sample::new(60, 1000.0), Sample::new(7260, 1000.0)];
+        let s = vec![
+            Sample::new(0, 1000.0),
+            Sample::new(60, 1000.0),
+            Sample::new(7260, 1000.0),
+        ];
         let r = integrate(&s, 0, 3 * 3600, 3600, 300);
-        assert_eq!(r.gaps, vec![Gap { start: 60, end: 7260 }]);
+        assert_eq!(
+            r.gaps,
+            vec![Gap {
+                start: 60,
+                end: 7260
+            }]
+        );
         assert!((r.total_wh() - 1000.0 / 60.0).abs() < 1e-9);
         assert!(r.buckets.iter().all(|b| !r.is_complete(b)));
     }

@@ -1,1 +1,382 @@
-//! Local days and months in HA's time zone. Placeholder: implemented with the energy core.
+//! Local days and months in HA's time zone, DST-correct.
+//!
+//! All arithmetic in pwsync is in UTC epoch seconds; local time appears only when a user's date
+//! becomes a UTC range and when hourly energy is grouped for display. A local day is the UTC range
+//! `[start of the day, start of the next day)`, so days tile the time line: 23, 24 or 25 hours
+//! long around DST changes, never overlapping and never leaving an hour out.
+//!
+//! A UTC hour belongs to the local day that contains its start. In zones with a half-hour offset
+//! (India, Adelaide) the hour straddling midnight therefore counts for the day it begins in.
+
+use crate::hourly::Bucket;
+use crate::HOUR;
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a user's date, month, hour range or zone was not accepted. Messages say what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalError {
+    #[error("invalid date '{0}': expected YYYY-MM-DD, e.g. 2025-03-09")]
+    Date(String),
+    #[error("invalid month {year}-{month}: month must be 1 to 12")]
+    Month { year: i32, month: u32 },
+    #[error("invalid hour range '{0}': expected H1-H2 with 0 <= H1 < H2 <= 24, e.g. 17-21 (H2 excluded)")]
+    HourRange(String),
+    #[error("unknown time zone '{0}': expected an IANA name such as Europe/Berlin")]
+    TimeZone(String),
+}
+
+/// Parse a user date, strictly `YYYY-MM-DD` (no times, no other orders: a misread day would
+/// silently write the wrong statistics).
+pub fn parse_date(s: &str) -> Result<NaiveDate, LocalError> {
+    let t = s.trim();
+    let well_formed = t.len() == 10
+        && t.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !well_formed {
+        return Err(LocalError::Date(s.to_string()));
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| LocalError::Date(s.to_string()))
+}
+
+/// Parse an IANA zone name (HA's `time_zone`).
+pub fn parse_tz(s: &str) -> Result<Tz, LocalError> {
+    s.trim()
+        .parse::<Tz>()
+        .map_err(|_| LocalError::TimeZone(s.to_string()))
+}
+
+fn utc(t: i64) -> DateTime<chrono::Utc> {
+    DateTime::from_timestamp(t, 0).expect("epoch seconds within chrono's range")
+}
+
+fn offset_secs(t: i64, tz: Tz) -> i64 {
+    i64::from(
+        tz.offset_from_utc_datetime(&utc(t).naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
+}
+
+/// The first UTC instant whose local time is at or after `local`. For a local time that exists
+/// once this is that instant; for one that exists twice, the earlier; for one skipped by a DST
+/// jump, the jump itself (whose local time is the end of the skipped stretch).
+pub fn first_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> i64 {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(d) => d.timestamp(),
+        LocalResult::Ambiguous(a, b) => a.timestamp().min(b.timestamp()),
+        LocalResult::None => {
+            let l = local.and_utc().timestamp();
+            let local_of = |u: i64| u + offset_secs(u, tz);
+            // Offsets are within ±26 h, so local_of(l − 26 h) < l < local_of(l + 26 h).
+            const STEP: i64 = 900;
+            let mut u = l - 26 * HOUR;
+            while local_of(u + STEP) < l {
+                u += STEP;
+            }
+            let (mut lo, mut hi) = (u, u + STEP);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if local_of(mid) >= l {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            hi
+        }
+    }
+}
+
+/// UTC range `[start, end)` of a local day: from the first instant of its midnight to the first
+/// instant of the next day's. 23 or 25 hours on DST days; empty for a day a zone skipped.
+pub fn local_day_range(date: NaiveDate, tz: Tz) -> (i64, i64) {
+    let next = date.succ_opt().expect("date within chrono's range");
+    (
+        first_instant_at_or_after(date.and_time(chrono::NaiveTime::MIN), tz),
+        first_instant_at_or_after(next.and_time(chrono::NaiveTime::MIN), tz),
+    )
+}
+
+/// The local day whose [`local_day_range`] contains `t`. This is the wall-clock date, except in
+/// the repeated hour of a fall-back across midnight, which belongs to the new day as the ranges
+/// say: days and ranges never disagree.
+pub fn local_date(t: i64, tz: Tz) -> NaiveDate {
+    let d = utc(t).with_timezone(&tz).date_naive();
+    let (s, e) = local_day_range(d, tz);
+    if t >= e {
+        d.succ_opt().unwrap_or(d)
+    } else if t < s {
+        d.pred_opt().unwrap_or(d)
+    } else {
+        d
+    }
+}
+
+/// UTC range of a local calendar month (`month` 1..=12), for `_this_month` totals and reports.
+pub fn month_range(year: i32, month: u32, tz: Tz) -> Result<(i64, i64), LocalError> {
+    let err = || LocalError::Month { year, month };
+    let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(err)?;
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    }
+    .ok_or_else(err)?;
+    Ok((local_day_range(first, tz).0, local_day_range(next, tz).0))
+}
+
+/// Number of UTC hour starts in `[start, end)`: the hours a local period groups.
+pub fn hours_in(start: i64, end: i64) -> u32 {
+    let ceil = |t: i64| -crate::floor_hour(-t);
+    u32::try_from((ceil(end) - ceil(start)).max(0) / HOUR).unwrap_or(u32::MAX)
+}
+
+/// Energy of one local day or month, from hourly buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LocalPeriod {
+    /// The day, or the first day of the month.
+    pub start: NaiveDate,
+    pub wh: f64,
+    /// Every hour of the period is present and fully covered by data.
+    pub complete: bool,
+    /// Hour buckets of the period present in the input.
+    pub hours: u32,
+    /// Hours the period has: 23, 24 or 25 for a day.
+    pub expected_hours: u32,
+}
+
+/// Group hourly buckets (UTC hours, as [`crate::integrate`] returns them) by local day. Periods
+/// at the edge of the input are reported with the hours they have and `complete: false`.
+pub fn group_by_local_day(buckets: &[Bucket], tz: Tz) -> Vec<LocalPeriod> {
+    group(buckets, tz, |d| d, |d| local_day_range(d, tz))
+}
+
+/// Group hourly buckets by local calendar month; `start` is the month's first day.
+pub fn group_by_local_month(buckets: &[Bucket], tz: Tz) -> Vec<LocalPeriod> {
+    group(
+        buckets,
+        tz,
+        |d| d.with_day(1).expect("day 1 exists"),
+        |d| month_range(d.year(), d.month(), tz).expect("month of a valid date"),
+    )
+}
+
+fn group(
+    buckets: &[Bucket],
+    tz: Tz,
+    key: impl Fn(NaiveDate) -> NaiveDate,
+    range: impl Fn(NaiveDate) -> (i64, i64),
+) -> Vec<LocalPeriod> {
+    let mut acc: BTreeMap<NaiveDate, (f64, u32, bool)> = BTreeMap::new();
+    for b in buckets {
+        let e = acc
+            .entry(key(local_date(b.start, tz)))
+            .or_insert((0.0, 0, true));
+        e.0 += b.wh;
+        e.1 += 1;
+        e.2 &= b.covered >= HOUR;
+    }
+    acc.into_iter()
+        .map(|(start, (wh, hours, all_covered))| {
+            let (s, e) = range(start);
+            let expected_hours = hours_in(s, e);
+            LocalPeriod {
+                start,
+                wh,
+                complete: all_covered && hours == expected_hours,
+                hours,
+                expected_hours,
+            }
+        })
+        .collect()
+}
+
+/// Local hours of the day `[from, to)` for `--hours H1-H2`, e.g. `17-21` is 17:00 to 21:00.
+/// An hour is selected by the local hour of its start (both 01:00 hours of a fall-back day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourRange {
+    pub from: u32,
+    pub to: u32,
+}
+
+impl HourRange {
+    /// A range with `0 <= from < to <= 24`; ranges across midnight are refused rather than guessed.
+    pub fn new(from: u32, to: u32) -> Result<Self, LocalError> {
+        if from < to && to <= 24 {
+            Ok(HourRange { from, to })
+        } else {
+            Err(LocalError::HourRange(format!("{from}-{to}")))
+        }
+    }
+
+    /// Whether the UTC hour starting at `hour_start` is selected.
+    pub fn contains(&self, hour_start: i64, tz: Tz) -> bool {
+        let h = utc(hour_start).with_timezone(&tz).hour();
+        h >= self.from && h < self.to
+    }
+
+    /// The selected hour starts, in input order.
+    pub fn filter(&self, hour_starts: &[i64], tz: Tz) -> Vec<i64> {
+        hour_starts
+            .iter()
+            .copied()
+            .filter(|&h| self.contains(h, tz))
+            .collect()
+    }
+}
+
+impl FromStr for HourRange {
+    type Err = LocalError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || LocalError::HourRange(s.to_string());
+        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+        let num = |x: &str| {
+            let x = x.trim();
+            if x.is_empty() || x.len() > 2 || !x.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            x.parse::<u32>().map_err(|_| bad())
+        };
+        HourRange::new(num(a)?, num(b)?).map_err(|_| bad())
+    }
+}
+
+impl fmt::Display for HourRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.from, self.to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America::Los_Angeles;
+    use chrono_tz::Europe::Berlin;
+
+    fn d(s: &str) -> NaiveDate {
+        parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn dst_days_are_23_and_25_hours() {
+        let len = |s: &str, tz| {
+            let (a, b) = local_day_range(d(s), tz);
+            (b - a) / HOUR
+        };
+        assert_eq!(len("2025-03-09", Los_Angeles), 23);
+        assert_eq!(len("2025-11-02", Los_Angeles), 25);
+        assert_eq!(len("2025-03-10", Los_Angeles), 24);
+        assert_eq!(len("2025-03-30", Berlin), 23);
+        assert_eq!(len("2025-10-26", Berlin), 25);
+        // 2025-03-09 00:00 PST is 08:00 UTC.
+        assert_eq!(
+            local_day_range(d("2025-03-09"), Los_Angeles).0,
+            1_741_507_200
+        );
+    }
+
+    #[test]
+    fn a_midnight_that_does_not_exist_starts_at_the_jump() {
+        // São Paulo jumped from 00:00 to 01:00 on 2018-11-04 (UTC-3 → UTC-2).
+        let tz: Tz = "America/Sao_Paulo".parse().unwrap();
+        let (s, e) = local_day_range(d("2018-11-04"), tz);
+        assert_eq!(s, 1_541_300_400); // 2018-11-04T03:00:00Z, shown as 01:00 -02
+        assert_eq!((e - s) / HOUR, 23);
+        assert_eq!(local_date(s, tz), d("2018-11-04"));
+        assert_eq!(local_date(s - 1, tz), d("2018-11-03"));
+    }
+
+    #[test]
+    fn a_skipped_day_is_empty() {
+        // Samoa skipped 2011-12-30 entirely.
+        let tz: Tz = "Pacific/Apia".parse().unwrap();
+        let (s, e) = local_day_range(d("2011-12-30"), tz);
+        assert_eq!(s, e);
+        assert_eq!(local_day_range(d("2011-12-29"), tz).1, s);
+    }
+
+    #[test]
+    fn months_and_dates() {
+        let (s, e) = month_range(2025, 3, Berlin).unwrap();
+        assert_eq!((e - s) / HOUR, 31 * 24 - 1);
+        assert_eq!(
+            month_range(2025, 13, Berlin),
+            Err(LocalError::Month {
+                year: 2025,
+                month: 13
+            })
+        );
+        assert!(parse_date("2025-3-9").is_err());
+        assert!(parse_date("09.03.2025").is_err());
+        assert!(parse_date("2025-02-30").is_err());
+        assert_eq!(parse_date(" 2024-02-29 ").unwrap(), d("2024-02-29"));
+        assert!(parse_tz("Mars/Olympus").is_err());
+        assert_eq!(parse_tz("Europe/Berlin").unwrap(), Berlin);
+    }
+
+    #[test]
+    fn hour_ranges() {
+        let r: HourRange = "17-21".parse().unwrap();
+        assert_eq!(r, HourRange { from: 17, to: 21 });
+        assert_eq!(r.to_string(), "17-21");
+        for bad in [
+            "21-17", "5-5", "0-25", "17", "a-b", "-1-3", "17-21-23", "017-21",
+        ] {
+            assert!(bad.parse::<HourRange>().is_err(), "{bad}");
+        }
+        assert!("0-24".parse::<HourRange>().is_ok());
+        // Local hours of 2025-03-09 in Los Angeles (23 hours): 17..21 local is 4 hours.
+        let (s, e) = local_day_range(d("2025-03-09"), Los_Angeles);
+        let hours: Vec<i64> = (s..e).step_by(HOUR as usize).collect();
+        let sel = r.filter(&hours, Los_Angeles);
+        assert_eq!(sel.len(), 4);
+        assert_eq!(sel[0], s + 16 * HOUR); // 02:00 does not exist that day
+                                           // Fall-back day: both 01:00 hours are selected by 1-2.
+        let (s, e) = local_day_range(d("2025-11-02"), Los_Angeles);
+        let hours: Vec<i64> = (s..e).step_by(HOUR as usize).collect();
+        assert_eq!(
+            HourRange::new(1, 2)
+                .unwrap()
+                .filter(&hours, Los_Angeles)
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn grouping_counts_dst_hours() {
+        let (s, e) = local_day_range(d("2025-10-26"), Berlin);
+        let buckets: Vec<Bucket> = (s - 2 * HOUR..e + HOUR)
+            .step_by(HOUR as usize)
+            .map(|t| Bucket {
+                start: t,
+                wh: 1.0,
+                covered: HOUR,
+            })
+            .collect();
+        let days = group_by_local_day(&buckets, Berlin);
+        assert_eq!(days.len(), 3);
+        assert_eq!(days[1].start, d("2025-10-26"));
+        assert_eq!((days[1].hours, days[1].expected_hours), (25, 25));
+        assert!(days[1].complete);
+        assert!((days[1].wh - 25.0).abs() < 1e-12);
+        assert!(!days[0].complete && !days[2].complete);
+        let months = group_by_local_month(&buckets, Berlin);
+        assert_eq!(months.len(), 1);
+        assert_eq!(months[0].start, d("2025-10-01"));
+        assert_eq!(months[0].expected_hours, 31 * 24 + 1);
+        assert!(!months[0].complete);
+    }
+}
