@@ -10,9 +10,12 @@ pub mod local;
 pub mod meter;
 pub mod splice;
 pub mod stats;
+pub mod teslemetry;
 
 pub use field::Field;
 pub use hourly::{integrate, Bucket, Gap, Integration, Sample};
+pub use meter::LifetimeMeter;
+pub use splice::{Shift, SpliceInput, SplicePlan};
 pub use stats::StatRow;
 
 /// Seconds in one hour; HA's long-term statistics period.
