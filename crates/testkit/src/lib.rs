@@ -5,5 +5,6 @@
 //! into a skip only outside CI (`CI` unset); in CI every server is installed, so nothing skips.
 
 pub mod process;
+pub mod sqlservers;
 
 pub use process::{free_port, require, wait_for_port, Missing, ServerProcess};
