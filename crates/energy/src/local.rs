@@ -299,6 +299,15 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_midnight_starts_at_its_first_occurrence() {
+        // Havana fell back from 01:00 CDT to 00:00 CST on 2025-11-02: midnight happened twice.
+        let tz: Tz = "America/Havana".parse().unwrap();
+        let (s, e) = local_day_range(d("2025-11-02"), tz);
+        assert_eq!(s, 1_762_056_000); // 2025-11-02T04:00:00Z = 00:00 CDT
+        assert_eq!((e - s) / HOUR, 25);
+    }
+
+    #[test]
     fn a_skipped_day_is_empty() {
         // Samoa skipped 2011-12-30 entirely.
         let tz: Tz = "Pacific/Apia".parse().unwrap();
