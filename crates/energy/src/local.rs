@@ -22,12 +22,16 @@ use std::str::FromStr;
 /// Why a user's date, month, hour range or zone was not accepted. Messages say what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocalError {
+    /// A user date that is not `YYYY-MM-DD` or not a real day.
     #[error("invalid date '{0}': expected YYYY-MM-DD, e.g. 2025-03-09")]
     Date(String),
+    /// A month outside 1..=12 (or a year chrono cannot represent).
     #[error("invalid month {year}-{month}: month must be 1 to 12")]
     Month { year: i32, month: u32 },
+    /// `--hours` that is not `H1-H2` with `0 <= H1 < H2 <= 24`.
     #[error("invalid hour range '{0}': expected H1-H2 with 0 <= H1 < H2 <= 24, e.g. 17-21 (H2 excluded)")]
     HourRange(String),
+    /// A zone name not in the IANA database chrono-tz ships.
     #[error("unknown time zone '{0}': expected an IANA name such as Europe/Berlin")]
     TimeZone(String),
 }
@@ -148,6 +152,7 @@ pub fn hours_in(start: i64, end: i64) -> u32 {
 pub struct LocalPeriod {
     /// The day, or the first day of the month.
     pub start: NaiveDate,
+    /// Energy of the hours present, Wh.
     pub wh: f64,
     /// Every hour of the period is present and fully covered by data.
     pub complete: bool,
@@ -207,7 +212,9 @@ fn group(
 /// An hour is selected by the local hour of its start (both 01:00 hours of a fall-back day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HourRange {
+    /// First local hour included (0..=23).
     pub from: u32,
+    /// First local hour excluded (1..=24).
     pub to: u32,
 }
 

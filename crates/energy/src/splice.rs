@@ -171,12 +171,21 @@ pub fn apply_short_term(existing: &[StatRow], shifts: &[Shift], rows: &[StatRow]
 
 fn apply(existing: &[StatRow], shifts: &[Shift], rows: &[StatRow], period: i64) -> Vec<StatRow> {
     let mut out: BTreeMap<i64, StatRow> = existing.iter().map(|r| (r.start, *r)).collect();
-    for s in shifts {
-        let from = crate::floor_to(s.from, period);
-        for r in out.range_mut(from..).map(|(_, r)| r) {
-            if let Some(sum) = r.sum.as_mut() {
-                *sum += s.delta;
-            }
+    let mut shifts: Vec<(i64, f64)> = shifts
+        .iter()
+        .map(|s| (crate::floor_to(s.from, period), s.delta))
+        .collect();
+    shifts.sort_by_key(|s| s.0);
+    // One sweep: each row gets the total of the shifts at or before it (a store adds them one
+    // by one; the difference is float rounding, far below EPSILON).
+    let (mut next, mut total) = (0, 0.0);
+    for r in out.values_mut() {
+        while next < shifts.len() && shifts[next].0 <= r.start {
+            total += shifts[next].1;
+            next += 1;
+        }
+        if let Some(sum) = r.sum.as_mut() {
+            *sum += total;
         }
     }
     for r in rows {
@@ -203,10 +212,10 @@ pub fn splice_short_term(
     for row in &plan.rows {
         let h = row.start;
         let Some(sum) = row.sum else { continue };
-        let prev = hourly
+        let before = hourly.partition_point(|r| r.start < h);
+        let prev = hourly[..before]
             .iter()
             .rev()
-            .filter(|r| r.start < h)
             .find_map(|r| r.sum)
             .unwrap_or(0.0);
         let kwh = sum - prev;
@@ -380,6 +389,31 @@ mod tests {
         assert_eq!(rows[1].state, Some(50.0));
         let after = apply_short_term(&short, &plan.shifts, &rows);
         assert!((after[2].sum.unwrap() - 4.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn three_years_of_hours_splice_in_linear_time() {
+        let n = 3 * 366 * 24;
+        let existing: Vec<StatRow> = (0..n).map(|h| row(h, h as f64)).collect();
+        let energy: Vec<(i64, f64)> = (0..n).map(|h| (h * HOUR, 0.5)).collect();
+        let short: Vec<StatRow> = (0..12 * 240)
+            .map(|i| StatRow {
+                start: (n - 240) * HOUR + i * FIVE_MIN,
+                state: None,
+                sum: Some(0.0),
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let plan = splice(&SpliceInput {
+            existing: &existing,
+            energy: &energy,
+            states: &[],
+            overwrite: true,
+        });
+        let rows = splice_short_term(&short, &existing, &plan);
+        assert_eq!(plan.written as i64, n - 1);
+        assert_eq!(rows.len(), short.len());
+        assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
     }
 
     #[test]

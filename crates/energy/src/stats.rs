@@ -42,8 +42,11 @@ pub fn rows_from_integration(integ: &Integration, base_sum: f64, base_meter: f64
 /// shows for the period `[prev_start + 1 h, start + 1 h)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Change {
+    /// Start of the row whose change this is.
     pub start: i64,
+    /// Start of the previous row with a sum.
     pub prev_start: i64,
+    /// `sum` minus the previous row's `sum`.
     pub kwh: f64,
 }
 
@@ -78,14 +81,24 @@ pub fn hourly_changes(rows: &[StatRow]) -> Vec<Change> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HourIssue {
+    /// NaN or infinite: a broken row.
     #[error("not a number")]
     NotFinite,
+    /// The sum fell: a meter reset misread, or a bad import.
     #[error("negative energy")]
     Negative,
+    /// Rows are missing before this one, so the change belongs to several hours.
     #[error("spans {missing_hours} missing hour(s)")]
-    AcrossHole { missing_hours: i64 },
+    AcrossHole {
+        /// Hours without a row between the two rows.
+        missing_hours: i64,
+    },
+    /// More than the installation can produce or use in an hour: a spike.
     #[error("above the physical limit of {limit_kwh} kWh per hour")]
-    AboveLimit { limit_kwh: f64 },
+    AboveLimit {
+        /// The limit that was exceeded, kWh per hour.
+        limit_kwh: f64,
+    },
 }
 
 /// The first issue of a change, by severity: not a number, negative, across missing hours,
@@ -111,8 +124,11 @@ pub fn classify(change: &Change, max_kwh_per_hour: f64) -> Option<HourIssue> {
 /// An hour whose 5-minute chain disagrees with its hourly row.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OutOfStep {
+    /// Start of the hour.
     pub hour: i64,
+    /// `sum` of the hourly row.
     pub hourly_sum: f64,
+    /// `sum` of the hour's last 5-minute row.
     pub short_term_sum: f64,
 }
 

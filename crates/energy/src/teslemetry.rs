@@ -16,6 +16,7 @@ pub struct Rejected {
     pub start: i64,
     /// The change of `sum` that was rejected, kWh.
     pub kwh: f64,
+    /// Why the hour cannot be trusted.
     pub reason: HourIssue,
 }
 
@@ -24,6 +25,7 @@ pub struct Rejected {
 pub struct SourceEnergy {
     /// `(hour start, kWh)`, ascending, each ≥ 0: ready for [`crate::splice::splice`].
     pub energy: Vec<(i64, f64)>,
+    /// Changes left out, for the migration report.
     pub rejected: Vec<Rejected>,
 }
 
