@@ -31,7 +31,9 @@ pub struct Shift {
 #[derive(Debug, Clone, Copy)]
 pub struct SpliceInput<'a> {
     /// The statistic's hourly rows (kWh), ascending: at least the last row before the first new
-    /// hour and every row from there on. Rows before that are allowed and left alone.
+    /// hour and every row from there up to the last new hour. Rows before that are allowed and
+    /// left alone; rows after the last new hour may be left out, as the final shift (at the end
+    /// of the last written stretch) carries them along exactly as it would if they were given.
     pub existing: &'a [StatRow],
     /// New energy per hour, `(hour start, kWh)`, any set of hours in any order; a repeated hour
     /// keeps its last entry.
