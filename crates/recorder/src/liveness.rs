@@ -1,0 +1,157 @@
+//! Is Home Assistant using the database? Writing behind a running HA corrupts its view: it
+//! caches statistics metadata ids and continues every 5-minute compile from the latest
+//! short-term row it remembers.
+
+use std::path::{Path, PathBuf};
+
+/// What pwsync can tell about the HA that owns the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaStatus {
+    /// The last recorder run has ended and nothing else uses the database.
+    Stopped,
+    /// HA (or another program) uses the database right now. `detail` says who.
+    Running { detail: String },
+    /// The last recorder run has no end, yet nothing is seen using the database: HA crashed,
+    /// was killed, or runs where pwsync cannot see it (another host, another DB user).
+    UncleanShutdown { run_start: String },
+}
+
+impl HaStatus {
+    /// The one-line refusal for a write, or `None` when writing is allowed.
+    pub fn refusal(&self, allow_unclean_shutdown: bool) -> Option<String> {
+        match self {
+            HaStatus::Stopped => None,
+            HaStatus::Running { detail } => Some(format!(
+                "Home Assistant is running ({detail}): stop it before an offline write, \
+                 or use the websocket target"
+            )),
+            HaStatus::UncleanShutdown { .. } if allow_unclean_shutdown => None,
+            HaStatus::UncleanShutdown { run_start } => Some(format!(
+                "Home Assistant's last recorder run (started {run_start}) has no end: it is \
+                 running where pwsync cannot see it, or it did not shut down cleanly; stop it, \
+                 or if it crashed, start and stop it once or allow the unclean shutdown \
+                 (--allow-unclean-shutdown)"
+            )),
+        }
+    }
+}
+
+/// A process other than this one with a file open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub cmdline: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} `{}`", self.pid, self.cmdline)
+    }
+}
+
+/// Processes other than this one that have `db`, `db-wal`, `db-shm` or `db-journal` open,
+/// found through `/proc/*/fd`. Processes whose fds cannot be read (other users, without
+/// privileges) are not seen.
+pub fn sqlite_holders(db: &Path) -> Vec<Holder> {
+    let base = db.as_os_str().to_owned();
+    let targets: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut p = base.clone();
+            p.push(suffix);
+            PathBuf::from(p)
+        })
+        .collect();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .map(|target| targets.contains(&target))
+                .unwrap_or(false)
+        });
+        if holds {
+            let cmdline = std::fs::read(entry.path().join("cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .split('\0')
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            out.push(Holder { pid, cmdline });
+        }
+    }
+    out.sort_by_key(|h| h.pid);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_process_holding_the_file_is_seen_and_this_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        std::fs::write(&db, b"not really sqlite").unwrap();
+        let db = db.canonicalize().unwrap();
+        let _mine = std::fs::File::open(&db).unwrap();
+        assert_eq!(sqlite_holders(&db), vec![]);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; exec sleep 30")
+            .arg(&db)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let held = loop {
+            let h = sqlite_holders(&db);
+            let settled = h.iter().any(|h| h.cmdline.starts_with("sleep"));
+            if settled || std::time::Instant::now() > deadline {
+                break h;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!(held[0].pid, child.id());
+        assert!(held[0].cmdline.starts_with("sleep"), "{held:?}");
+    }
+
+    #[test]
+    fn refusals_distinguish_running_from_crashed() {
+        let running = HaStatus::Running {
+            detail: "pid 7 `hass`".into(),
+        };
+        let msg = running.refusal(true).unwrap();
+        assert!(msg.starts_with("Home Assistant is running (pid 7 `hass`): stop it"));
+        let crashed = HaStatus::UncleanShutdown {
+            run_start: "2025-01-01 00:00:00".into(),
+        };
+        assert!(crashed
+            .refusal(false)
+            .unwrap()
+            .contains("did not shut down cleanly"));
+        assert_eq!(crashed.refusal(true), None);
+        assert_eq!(HaStatus::Stopped.refusal(false), None);
+    }
+}

@@ -1,0 +1,359 @@
+//! Recorder databases whose schema a real Home Assistant made, on all three engines.
+//!
+//! HA (the venv at `PWSYNC_HA_VENV`, default `~/.cache/pwsync/ha-2025.4.4`) runs once per
+//! engine against an empty database, creates its schema and stops cleanly; the result is
+//! cached under the target dir (SQLite: the file; MariaDB/PostgreSQL: a dump of HA's database,
+//! with its AUTO_INCREMENT counters and identity sequences) and every test gets a fresh copy on
+//! its own server.
+#![allow(dead_code)]
+
+use anyhow::{bail, Context, Result};
+use pwsync_recorder::{Engine, HaStatus, RecorderDb, RecorderOptions};
+use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer, DATABASE};
+use pwsync_testkit::{free_port, Missing, ServerProcess};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const HA_VERSION: &str = "2025.4.4";
+
+/// The HA venv's `hass`, or why it is missing.
+pub fn hass_bin() -> Result<PathBuf, Missing> {
+    let venv = std::env::var_os("PWSYNC_HA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(format!(".cache/pwsync/ha-{HA_VERSION}"))
+        });
+    let hass = venv.join("bin/hass");
+    if hass.is_file() {
+        Ok(hass)
+    } else {
+        Err(Missing {
+            binary: hass.display().to_string(),
+            install_hint: format!(
+                "python3.13 -m venv {v} && {v}/bin/pip install homeassistant=={HA_VERSION} pymysql psycopg2-binary",
+                v = venv.display()
+            ),
+        })
+    }
+}
+
+/// `Some(value)`, or `None` to skip when something is not installed and CI is unset.
+pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(m) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: {m}");
+            None
+        }
+        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
+    }
+}
+
+/// A real Home Assistant on loopback with `recorder: db_url`, stopped (SIGTERM) on drop.
+pub struct Hass {
+    process: ServerProcess,
+    pub config_dir: tempfile::TempDir,
+}
+
+impl Hass {
+    pub fn start(hass: &Path, db_url: &str) -> Result<Hass> {
+        let config_dir = tempfile::Builder::new().prefix("pwsync-hass-").tempdir()?;
+        let port = free_port();
+        std::fs::write(
+            config_dir.path().join("configuration.yaml"),
+            format!(
+                "homeassistant:\n  name: pwsync-recorder-test\n  time_zone: Europe/Berlin\n  \
+                 unit_system: metric\n  latitude: 52.5\n  longitude: 13.4\n  elevation: 34\n  \
+                 country: DE\n  currency: EUR\n\
+                 http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
+                 recorder:\n  db_url: \"{db_url}\"\n\
+                 logger:\n  default: warning\n"
+            ),
+        )?;
+        let mut cmd = Command::new(hass);
+        cmd.arg("-c").arg(config_dir.path());
+        let process = ServerProcess::spawn("hass", &mut cmd, &config_dir.path().join("hass.out"))?;
+        Ok(Hass {
+            process,
+            config_dir,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    fn log_tail(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.config_dir.path().join("hass.out")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Wait until HA has its schema in place and reports itself as running on the database.
+    pub async fn wait_running(&mut self, url: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = self.process.child_mut().try_wait() {
+                bail!("hass exited ({status}):\n{}", self.log_tail());
+            }
+            if let Ok(db) = RecorderDb::open_with(
+                url,
+                RecorderOptions {
+                    read_only: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            {
+                let status = db.ha_status().await;
+                db.close().await;
+                if let Ok(HaStatus::Running { .. }) = status {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "hass did not open the recorder database:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM and wait: HA closes its recorder run and checkpoints SQLite.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
+
+/// Make a cached fixture once (per process; concurrent processes race harmlessly: the file
+/// appears by rename).
+static CACHE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("recorder-fixtures-ha-{HA_VERSION}"))
+}
+
+async fn cached<F, Fut>(name: &str, make: F) -> Result<PathBuf>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let path = cache_dir().join(name);
+    let _guard = CACHE_LOCK.lock().await;
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(cache_dir())?;
+    let tmp = cache_dir().join(format!("{name}.tmp{}", std::process::id()));
+    make(tmp.clone())
+        .await
+        .with_context(|| format!("making fixture {name}"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Run HA against `url` until its schema exists, stop it, and check it stopped cleanly.
+async fn let_ha_create_schema(hass: &Path, ha_url: &str, url: &str) -> Result<()> {
+    let mut ha = Hass::start(hass, ha_url)?;
+    ha.wait_running(url).await?;
+    ha.stop();
+    let db = RecorderDb::open(url).await?;
+    let status = db.ha_status().await?;
+    db.close().await;
+    if status != HaStatus::Stopped {
+        bail!("HA did not stop cleanly: {status:?}");
+    }
+    Ok(())
+}
+
+/// The SQLite recorder database HA creates, cached.
+pub async fn reference_sqlite(hass: &Path) -> Result<PathBuf> {
+    cached("home-assistant_v2.db", |out| async move {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("home-assistant_v2.db");
+        let url = format!("sqlite://{}", db.display());
+        let_ha_create_schema(hass, &format!("sqlite:///{}", db.display()), &url).await?;
+        std::fs::copy(&db, &out)?;
+        Ok(())
+    })
+    .await
+}
+
+pub enum Server {
+    None,
+    MariaDb(MariaDbServer),
+    Postgres(PostgresServer),
+}
+
+/// A fresh recorder database with HA's schema, on its own server (or file).
+pub struct Fixture {
+    pub engine: Engine,
+    pub url: String,
+    pub server: Server,
+    /// SQLite: the database file.
+    pub path: Option<PathBuf>,
+    pub dir: tempfile::TempDir,
+    pub hass: PathBuf,
+}
+
+impl Fixture {
+    pub async fn sqlite() -> Option<Fixture> {
+        let hass = or_skip(hass_bin())?;
+        let reference = reference_sqlite(&hass).await.unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pwsync-recorder-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("home-assistant_v2.db");
+        std::fs::copy(&reference, &path).unwrap();
+        Some(Fixture {
+            engine: Engine::Sqlite,
+            url: format!("sqlite://{}", path.display()),
+            server: Server::None,
+            path: Some(path),
+            dir,
+            hass,
+        })
+    }
+
+    pub async fn mariadb() -> Option<Fixture> {
+        let hass = or_skip(hass_bin())?;
+        or_skip(MariaDbServer::available())?;
+        let h = &hass;
+        let dump = cached("mariadb.sql", |out| async move {
+            let server = MariaDbServer::start()?;
+            let_ha_create_schema(h, &server.ha_db_url(), &server.url()).await?;
+            std::fs::write(&out, server.dump(DATABASE)?)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let server = MariaDbServer::start().unwrap();
+        server
+            .restore(DATABASE, &std::fs::read(dump).unwrap())
+            .unwrap();
+        Some(Fixture {
+            engine: Engine::MySql,
+            url: server.url(),
+            server: Server::MariaDb(server),
+            path: None,
+            dir: tempfile::tempdir().unwrap(),
+            hass,
+        })
+    }
+
+    pub async fn postgres() -> Option<Fixture> {
+        let hass = or_skip(hass_bin())?;
+        or_skip(PostgresServer::available())?;
+        let h = &hass;
+        let dump = cached("postgres.sql", |out| async move {
+            let server = PostgresServer::start()?;
+            let_ha_create_schema(h, &server.ha_db_url(), &server.url()).await?;
+            std::fs::write(&out, server.dump(DATABASE)?)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let server = PostgresServer::start().unwrap();
+        server
+            .restore(DATABASE, &std::fs::read(dump).unwrap())
+            .unwrap();
+        Some(Fixture {
+            engine: Engine::Postgres,
+            url: server.url(),
+            server: Server::Postgres(server),
+            path: None,
+            dir: tempfile::tempdir().unwrap(),
+            hass,
+        })
+    }
+
+    /// HA's own `db_url` for this database.
+    pub fn ha_db_url(&self) -> String {
+        match &self.server {
+            Server::None => format!("sqlite:///{}", self.path.as_ref().unwrap().display()),
+            Server::MariaDb(s) => s.ha_db_url(),
+            Server::Postgres(s) => s.ha_db_url(),
+        }
+    }
+
+    pub async fn open(&self) -> RecorderDb {
+        RecorderDb::open(&self.url).await.unwrap()
+    }
+
+    pub async fn open_with(&self, options: RecorderOptions) -> RecorderDb {
+        RecorderDb::open_with(&self.url, options).await.unwrap()
+    }
+
+    /// A raw connection for test setup and inspection, beside pwsync's own.
+    pub async fn raw(&self) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url)
+            .await
+            .unwrap()
+    }
+
+    /// Run statements (no parameters) on a raw connection.
+    pub async fn exec(&self, sql: &str) {
+        let pool = self.raw().await;
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// Everything about the statistics tables a write could change: per table the row count,
+    /// the highest id and sums over every value column.
+    pub async fn fingerprint(&self) -> Vec<String> {
+        let pool = self.raw().await;
+        let mut out = Vec::new();
+        let r = sqlx::query("SELECT COUNT(*), MAX(id) FROM statistics_meta")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        out.push(format!(
+            "statistics_meta: n={} max_id={:?}",
+            r.try_get::<i64, _>(0).unwrap(),
+            r.try_get::<Option<i64>, _>(1).unwrap(),
+        ));
+        for table in ["statistics", "statistics_short_term"] {
+            let sql = format!(
+                "SELECT COUNT(*), MAX(id), SUM(state), SUM(sum), SUM(start_ts), SUM(created_ts) FROM {table}"
+            );
+            let r = sqlx::query(&sql).fetch_one(&pool).await.unwrap();
+            out.push(format!(
+                "{table}: n={} max_id={:?} state={:?} sum={:?} start={:?} created={:?}",
+                r.try_get::<i64, _>(0).unwrap(),
+                r.try_get::<Option<i64>, _>(1).unwrap(),
+                r.try_get::<Option<f64>, _>(2).unwrap(),
+                r.try_get::<Option<f64>, _>(3).unwrap(),
+                r.try_get::<Option<f64>, _>(4).unwrap(),
+                r.try_get::<Option<f64>, _>(5).unwrap(),
+            ));
+        }
+        pool.close().await;
+        out
+    }
+
+    /// Count rows matching `sql` (a `SELECT COUNT(*) …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = self.raw().await;
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+/// sha256 of a file.
+pub fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).unwrap();
+    format!("{:x}", Sha256::digest(bytes))
+}
