@@ -41,6 +41,36 @@ pub fn hass_bin() -> Result<PathBuf, Missing> {
     }
 }
 
+/// Make sure HA's venv has the Python driver HA needs for a `db_url` (`pymysql` for MariaDB,
+/// `psycopg2` for PostgreSQL), pinned by HA's own constraints where it pins them.
+pub fn ensure_driver(hass: &Path, module: &str, package: &str) -> Result<()> {
+    let python = hass.with_file_name("python");
+    let have = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .status()?
+        .success();
+    if have {
+        return Ok(());
+    }
+    let constraints = Command::new(&python)
+        .args([
+            "-c",
+            "import homeassistant, os; print(os.path.join(os.path.dirname(homeassistant.__file__), 'package_constraints.txt'))",
+        ])
+        .output()?;
+    let constraints = String::from_utf8_lossy(&constraints.stdout)
+        .trim()
+        .to_string();
+    let ok = Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "-c", &constraints, package])
+        .status()?
+        .success();
+    if !ok {
+        bail!("pip install {package} into {} failed", python.display());
+    }
+    Ok(())
+}
+
 /// `Some(value)`, or `None` to skip when something is not installed and CI is unset.
 pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
     match r {
@@ -226,6 +256,7 @@ impl Fixture {
     pub async fn mariadb() -> Option<Fixture> {
         let hass = or_skip(hass_bin())?;
         or_skip(MariaDbServer::available())?;
+        ensure_driver(&hass, "pymysql", "pymysql").unwrap();
         let h = &hass;
         let dump = cached("mariadb.sql", |out| async move {
             let server = MariaDbServer::start()?;
@@ -252,6 +283,7 @@ impl Fixture {
     pub async fn postgres() -> Option<Fixture> {
         let hass = or_skip(hass_bin())?;
         or_skip(PostgresServer::available())?;
+        ensure_driver(&hass, "psycopg2", "psycopg2-binary").unwrap();
         let h = &hass;
         let dump = cached("postgres.sql", |out| async move {
             let server = PostgresServer::start()?;
