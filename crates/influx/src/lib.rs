@@ -1,0 +1,12 @@
+//! InfluxDB 1.x, the source of truth: a small HTTP client with distinct errors, the energy
+//! extraction pwsync does itself (raw 1-minute points through the pure integrator, so gaps are
+//! never bridged), and a deterministic Powerwall-Dashboard simulator.
+
+mod client;
+mod energy;
+mod ident;
+pub mod sim;
+
+pub use client::{InfluxClient, InfluxConfig, InfluxError, QueryLog};
+pub use energy::FieldMap;
+pub use ident::Ident;

@@ -1,0 +1,261 @@
+//! Against a real InfluxDB 1.6 (Debian `influxdb`), started per test on a free loopback port.
+
+use chrono_tz::Tz;
+use pwsync_energy::{Field, HOUR};
+use pwsync_influx::sim::{self, Simulator, MAX_POWER_W};
+use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig, InfluxError};
+use pwsync_testkit::influxd::InfluxServer;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const TZ: &str = "America/Los_Angeles";
+/// 2025-01-01T00:00Z: the year spans both DST changes.
+const ORIGIN: i64 = 1_735_689_600;
+
+fn server() -> Option<InfluxServer> {
+    match InfluxServer::start() {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var_os("CI").is_none() && e.to_string().contains("not installed") => {
+            eprintln!("skipping: {e}");
+            None
+        }
+        Err(e) => panic!("InfluxDB did not start: {e:#}"),
+    }
+}
+
+fn client(url: &str, f: impl FnOnce(&mut InfluxConfig)) -> InfluxClient {
+    let mut cfg = InfluxConfig {
+        url: url.into(),
+        timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    f(&mut cfg);
+    InfluxClient::new(cfg).unwrap()
+}
+
+async fn load(c: &InfluxClient, days: i64, seed: u64) -> Simulator {
+    sim::create_schema(c).await.unwrap();
+    let tz: Tz = TZ.parse().unwrap();
+    let mut s = Simulator::new(seed, ORIGIN, tz);
+    sim::write(c, &mut s, ORIGIN, ORIGIN + days * 86_400)
+        .await
+        .unwrap();
+    Simulator::new(seed, ORIGIN, tz)
+}
+
+/// Trapezoids between consecutive minute samples, written plainly; only for hours whose 61
+/// samples (:00 of this hour to :00 of the next) all exist.
+fn independent_hours(sim: &mut Simulator, end: i64, f: Field) -> BTreeMap<i64, f64> {
+    let samples: BTreeMap<i64, f64> = sim
+        .minutes(ORIGIN, end)
+        .map(|m| (m.t, m.field(f)))
+        .collect();
+    let mut out = BTreeMap::new();
+    let mut h = ORIGIN;
+    while h + HOUR < end {
+        let pts: Vec<f64> = (0..=60)
+            .filter_map(|k| samples.get(&(h + k * 60)).copied())
+            .collect();
+        if pts.len() == 61 {
+            let wh: f64 = pts
+                .windows(2)
+                .map(|w| (w[0] + w[1]) / 2.0 * 60.0 / 3600.0)
+                .sum();
+            out.insert(h, wh);
+        }
+        h += HOUR;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simulated_year_matches_an_independent_computation_and_influx_integral() {
+    let Some(srv) = server() else { return };
+    let c = client(&srv.url(), |_| {});
+    let end = ORIGIN + 365 * 86_400;
+    load(&c, 365, 42).await;
+    let map = FieldMap::default();
+    c.check_source(&map, &Field::ALL).await.unwrap();
+    assert_eq!(
+        c.first_timestamp(&map, &Field::ALL).await.unwrap(),
+        Some(ORIGIN)
+    );
+
+    let got = c
+        .energy(&map, &Field::ALL, ORIGIN, end, HOUR, 300)
+        .await
+        .unwrap();
+    for f in [Field::Home, Field::Solar, Field::FromGrid] {
+        let mine = &got[&f];
+        assert_eq!(mine.buckets.len(), 365 * 24);
+        let expected =
+            independent_hours(&mut Simulator::new(42, ORIGIN, TZ.parse().unwrap()), end, f);
+        assert!(
+            expected.len() > 8000,
+            "most hours are gap-free: {}",
+            expected.len()
+        );
+        for b in &mine.buckets {
+            if let Some(e) = expected.get(&b.start) {
+                assert!(
+                    (b.wh - e).abs() < 1.0,
+                    "{f} hour {}: {} vs {}",
+                    b.start,
+                    b.wh,
+                    e
+                );
+                assert!(mine.is_complete(b));
+            }
+            assert!(
+                b.wh <= MAX_POWER_W + 1e-6,
+                "{f} hour {} has {} Wh",
+                b.start,
+                b.wh
+            );
+        }
+
+        // InfluxDB's own integral is exact on hours where this and the previous hour are gap-free.
+        let q = format!(
+            "SELECT integral(\"{}\",1h) FROM \"powerwall\".\"autogen\".\"http\" WHERE time >= {ORIGIN}s AND time < {end}s GROUP BY time(1h)",
+            f.influx_name()
+        );
+        let text = reqwest::Client::new()
+            .get(format!("{}/query", srv.url()))
+            .query(&[("db", "powerwall"), ("q", q.as_str()), ("epoch", "s")])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = v["results"][0]["series"][0]["values"].as_array().unwrap();
+        let by_hour: BTreeMap<i64, f64> = mine.buckets.iter().map(|b| (b.start, b.wh)).collect();
+        let mut compared = 0;
+        for r in rows {
+            let (t, wh) = (r[0].as_i64().unwrap(), r[1].as_f64().unwrap_or(0.0));
+            if expected.contains_key(&t) && expected.contains_key(&(t - HOUR)) {
+                assert!(
+                    (by_hour[&t] - wh).abs() < 1.0,
+                    "{f} {t}: pwsync {} influx {wh}",
+                    by_hour[&t]
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 7000, "{compared}");
+    }
+
+    // The 48-hour outage (day 100, 06:00 UTC) is a gap, and no hour after it holds its energy.
+    let outage = ORIGIN + 100 * 86_400 + 6 * 3600;
+    let home = &got[&Field::Home];
+    let g = home
+        .gaps
+        .iter()
+        .find(|g| g.start <= outage + 60 && g.end >= outage + 48 * 3600)
+        .expect("outage reported as a gap");
+    assert!(g.seconds() >= 48 * 3600);
+    let after = home
+        .buckets
+        .iter()
+        .find(|b| b.start == pwsync_energy::floor_hour(g.end))
+        .unwrap();
+    assert!(
+        after.wh <= MAX_POWER_W,
+        "the hour after the outage holds only its own energy"
+    );
+    let inside: f64 = home
+        .buckets
+        .iter()
+        .filter(|b| b.start >= g.start + HOUR && b.start + HOUR <= g.end)
+        .map(|b| b.wh)
+        .sum();
+    assert_eq!(inside, 0.0, "no energy invented inside the outage");
+
+    // Chunking: two halves equal the whole.
+    let mid = ORIGIN + 123 * 86_400 + 7 * HOUR;
+    let a = c
+        .energy(&map, &[Field::Solar], ORIGIN, mid, HOUR, 300)
+        .await
+        .unwrap();
+    let b = c
+        .energy(&map, &[Field::Solar], mid, end, HOUR, 300)
+        .await
+        .unwrap();
+    let whole = &got[&Field::Solar].buckets;
+    let halves: Vec<_> = a[&Field::Solar]
+        .buckets
+        .iter()
+        .chain(&b[&Field::Solar].buckets)
+        .collect();
+    assert_eq!(whole.len(), halves.len());
+    for (w, h) in whole.iter().zip(halves) {
+        assert!(
+            (w.wh - h.wh).abs() < 1e-6 && w.covered == h.covered,
+            "{w:?} {h:?}"
+        );
+    }
+    assert!(c.recent_queries().len() <= 20 && !c.recent_queries().is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_gives_distinct_errors() {
+    let Some(srv) = server() else { return };
+    let ok = client(&srv.url(), |_| {});
+    assert!(ok.ping().await.unwrap().starts_with("1."));
+    load(&ok, 2, 1).await;
+    let map = FieldMap::default();
+
+    let e = client(&srv.url(), |c| c.database = "nope".into())
+        .check_source(&map, &Field::ALL)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, InfluxError::DatabaseNotFound(ref d) if d == "nope"),
+        "{e}"
+    );
+    let e = client(&srv.url(), |c| c.retention_policy = "nope".into())
+        .check_source(&map, &Field::ALL)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, InfluxError::RetentionPolicyNotFound(_)), "{e}");
+    let bad = FieldMap::with_overrides([(Field::Home, "house")]).unwrap();
+    let e = ok.check_source(&bad, &Field::ALL).await.unwrap_err();
+    assert!(
+        matches!(e, InfluxError::UnknownField { ref field, .. } if field == "house"),
+        "{e}"
+    );
+    assert!(FieldMap::with_overrides([(Field::Home, "x\" OR 1=1")]).is_err());
+
+    let dead = format!("http://127.0.0.1:{}", pwsync_testkit::free_port());
+    let e = client(&dead, |_| {}).ping().await.unwrap_err();
+    assert!(matches!(e, InfluxError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("influxdb.url"));
+    // The error message is one line.
+    assert!(!e.to_string().contains('\n'));
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_auth_error_and_never_printed() {
+    let srv = match InfluxServer::start_with_auth("admin", "right-pw") {
+        Ok(s) => s,
+        Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipping: {e}"),
+        Err(e) => panic!("{e:#}"),
+    };
+    let good = client(&srv.url(), |c| {
+        c.username = Some("admin".into());
+        c.password = Some("right-pw".into());
+    });
+    sim::create_schema(&good).await.unwrap();
+    let bad = client(&srv.url(), |c| {
+        c.username = Some("admin".into());
+        c.password = Some("wrong-pw".into());
+    });
+    let e = bad
+        .check_source(&FieldMap::default(), &Field::ALL)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, InfluxError::Auth), "{e}");
+    let shown = format!("{e} {:?} {:?}", bad.config(), bad.recent_queries());
+    assert!(!shown.contains("wrong-pw"), "{shown}");
+}
