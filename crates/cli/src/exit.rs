@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-/// Success.
-pub const OK: u8 = 0;
 /// Any error: bad input, unreachable server, refused write. Nothing was written.
 pub const ERROR: u8 = 1;
 /// Usage error (clap's own code).

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod exit;
 mod output;
+mod source;
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -1,5 +1,9 @@
 //! One module per command. Each is thin: parse → load → call the crates → print.
 
+mod demo;
+pub mod energy;
+mod simulate;
+
 use crate::config::Config;
 use crate::exit;
 use anyhow::Result;
@@ -9,6 +13,12 @@ use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// A demo on embedded defaults: a real InfluxDB with a simulated year, read by pwsync.
+    Demo(demo::DemoArgs),
+    /// kWh per field per local day from InfluxDB, and the gaps found.
+    Energy(energy::EnergyArgs),
+    /// Write a simulated Powerwall-Dashboard database into the configured InfluxDB.
+    Simulate(simulate::SimulateArgs),
     /// Live sensors over MQTT discovery (the daemon).
     Serve(NotYet),
     /// Historical InfluxDB energy into HA's long-term statistics.
@@ -32,6 +42,15 @@ pub struct NotYet {
 
 pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
     let name = match cmd {
+        Command::Demo(a) => return demo::run(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Energy(a) => {
+            energy::run(a, &Config::load(config)?).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Simulate(a) => {
+            simulate::run(a, &Config::load(config)?).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Serve(_) => "serve",
         Command::Backfill(_) => "backfill",
         Command::Migrate(_) => "migrate",
@@ -39,7 +58,6 @@ pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
         Command::Repair(_) => "repair",
         Command::Doctor(_) => "doctor",
     };
-    let _ = Config::load(config)?;
     eprintln!("error: `pwsync {name}` is not yet implemented in this version");
     Ok(ExitCode::from(exit::NOT_IMPLEMENTED))
 }

@@ -1,0 +1,215 @@
+//! `backfill`: InfluxDB energy into HA's hourly statistics of pwsync's lifetime meters.
+//!
+//! The lifetime meter starts at the first InfluxDB point, so each written row's `state` is the
+//! meter at the hour's end, the same value the live sensor publishes: the seam with live data
+//! has no jump. Every write goes through `splice`, so whatever chain existed stays continuous.
+
+use crate::range::DateRange;
+use crate::{EnergySource, JobError};
+use chrono::Timelike;
+use chrono_tz::Tz;
+use pwsync_energy::splice::{splice, splice_short_term, SpliceInput};
+use pwsync_energy::{floor_hour, Field, Gap, Integration, StatRow, HOUR};
+use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Entity id prefix: `sensor.<site>_<key>`.
+    pub site: String,
+    pub fields: Vec<Field>,
+    pub range: DateRange,
+    /// Replace hours that already exist; otherwise only missing hours are filled.
+    pub overwrite: bool,
+    pub dry_run: bool,
+    /// Only these local hours of each day, `[from, to)`, e.g. `(17, 21)`.
+    pub hours: Option<(u32, u32)>,
+    pub tz: Tz,
+    /// Epoch seconds; only hours HA has compiled by then are written.
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldReport {
+    pub field: Field,
+    pub statistic_id: String,
+    /// Hours in the range with any InfluxDB data.
+    pub hours_with_data: usize,
+    /// Of those, hours not fully covered (a gap or the edge of the data).
+    pub incomplete_hours: usize,
+    pub rows_written: usize,
+    pub kept_existing: usize,
+    pub unchanged: usize,
+    pub shifts: usize,
+    pub short_term_rows: usize,
+    /// Energy of the hours considered, kWh.
+    pub kwh: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillReport {
+    pub start: i64,
+    pub end: i64,
+    pub dry_run: bool,
+    pub overwrite: bool,
+    pub store: &'static str,
+    pub fields: Vec<FieldReport>,
+    /// Gaps (longer than the gap limit) inside the range, from the first field.
+    pub gaps: Vec<Gap>,
+    pub rows: usize,
+    pub seconds: f64,
+}
+
+/// A step of the job, for a progress bar.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Reading,
+    Planned(Field),
+    Writing(usize),
+}
+
+/// Run a backfill: plan every field, then (unless a dry run) apply the whole plan at once.
+pub async fn backfill(
+    source: &dyn EnergySource,
+    store: &dyn StatisticsStore,
+    opts: &BackfillOptions,
+    progress: &mut (dyn FnMut(Step) + Send),
+) -> Result<(BackfillReport, WritePlan), JobError> {
+    let t0 = Instant::now();
+    let first = source
+        .first_timestamp(&opts.fields)
+        .await
+        .map_err(JobError::Source)?
+        .ok_or_else(|| JobError::Source("InfluxDB has no data for these fields: check influxdb.database, retention_policy and measurement".into()))?;
+    let (start, end) = opts.range.resolve(opts.tz, first, opts.now)?;
+    progress(Step::Reading);
+    // From the first point, because `state` is the lifetime meter since then.
+    let meter_start = floor_hour(first).min(start);
+    let energy = source
+        .energy(&opts.fields, meter_start, end, HOUR)
+        .await
+        .map_err(JobError::Source)?;
+
+    let mut plan = WritePlan::default();
+    let mut reports = Vec::new();
+    for &field in &opts.fields {
+        let integ = energy.get(&field).ok_or_else(|| {
+            JobError::Source(format!("the source returned no energy for field {field}"))
+        })?;
+        let (write, report) = plan_field(store, opts, field, integ, start, end).await?;
+        plan.writes.push(write);
+        reports.push(report);
+        progress(Step::Planned(field));
+    }
+    let gaps = opts
+        .fields
+        .first()
+        .and_then(|f| energy.get(f))
+        .map(|i| {
+            i.gaps
+                .iter()
+                .filter(|g| g.end > start && g.start < end)
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+
+    if !opts.dry_run && !plan.is_empty() {
+        progress(Step::Writing(plan.row_count()));
+        store.apply(&plan).await?;
+    }
+    let report = BackfillReport {
+        start,
+        end,
+        dry_run: opts.dry_run,
+        overwrite: opts.overwrite,
+        store: store.kind(),
+        rows: plan.row_count(),
+        fields: reports,
+        gaps,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok((report, plan))
+}
+
+async fn plan_field(
+    store: &dyn StatisticsStore,
+    opts: &BackfillOptions,
+    field: Field,
+    integ: &Integration,
+    start: i64,
+    end: i64,
+) -> Result<(StatWrite, FieldReport), JobError> {
+    let statistic_id = format!("sensor.{}_{}", opts.site, field.sensor_key());
+    let mut meter_kwh = 0.0;
+    let mut energy = Vec::new();
+    let mut states = Vec::new();
+    let mut incomplete = 0;
+    for b in &integ.buckets {
+        meter_kwh += b.wh / 1000.0;
+        let wanted = b.start >= start && b.start < end && in_hours(b.start, opts);
+        if !wanted || b.covered == 0 {
+            continue;
+        }
+        if !integ.is_complete(b) {
+            incomplete += 1;
+        }
+        energy.push((b.start, b.wh / 1000.0));
+        states.push(meter_kwh);
+    }
+
+    let mut existing: Vec<StatRow> = store
+        .last_before(&statistic_id, Table::Hourly, start)
+        .await?
+        .into_iter()
+        .collect();
+    existing.extend(store.read(&statistic_id, Table::Hourly, start, end).await?);
+    let sp = splice(&SpliceInput {
+        existing: &existing,
+        energy: &energy,
+        states: &states,
+        overwrite: opts.overwrite,
+    });
+    let short_term = if store.writes_short_term() && !sp.rows.is_empty() {
+        let old_short = store
+            .read(&statistic_id, Table::ShortTerm, start, end)
+            .await?;
+        splice_short_term(&old_short, &existing, &sp)
+    } else {
+        Vec::new()
+    };
+    let report = FieldReport {
+        field,
+        statistic_id: statistic_id.clone(),
+        hours_with_data: energy.len(),
+        incomplete_hours: incomplete,
+        rows_written: sp.rows.len(),
+        kept_existing: sp.kept_existing,
+        unchanged: sp.unchanged,
+        shifts: sp.shifts.len(),
+        short_term_rows: short_term.len(),
+        kwh: energy.iter().map(|(_, e)| e).sum(),
+    };
+    let write = StatWrite {
+        meta: StatMeta::energy_kwh(&statistic_id, &meter_name(field)),
+        shifts: sp.shifts,
+        hourly: sp.rows,
+        short_term,
+    };
+    Ok((write, report))
+}
+
+fn meter_name(field: Field) -> String {
+    format!("Powerwall {}", field.display_name().to_lowercase())
+}
+
+fn in_hours(hour_start: i64, opts: &BackfillOptions) -> bool {
+    let Some((from, to)) = opts.hours else {
+        return true;
+    };
+    let h = chrono::DateTime::from_timestamp(hour_start, 0)
+        .map(|d| d.with_timezone(&opts.tz).hour())
+        .unwrap_or(0);
+    h >= from && h < to
+}

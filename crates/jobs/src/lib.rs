@@ -1,0 +1,23 @@
+//! Jobs that write HA statistics. Each job reads through small traits ([`EnergySource`],
+//! `StatisticsStore`), plans with the pure core, and writes one `WritePlan` (or, on a dry run,
+//! only reports it).
+
+pub mod backfill;
+pub mod range;
+pub mod source;
+
+pub use backfill::{backfill, BackfillOptions, BackfillReport, FieldReport};
+pub use range::{compiled_limit, DateRange, RangeStart};
+pub use source::EnergySource;
+
+use pwsync_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Source(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Input(String),
+}
