@@ -167,7 +167,9 @@ impl Default for Limits {
 fn config_env() -> Env {
     const TOP: [&str; 3] = ["site", "device_name", "time_zone"];
     Env::prefixed("PWSYNC_")
-        .filter(|k| k.as_str().contains("__") || TOP.contains(&k.as_str()))
+        .filter(|k| {
+            k.as_str().contains("__") || TOP.iter().any(|t| k.as_str().eq_ignore_ascii_case(t))
+        })
         .split("__")
 }
 
@@ -295,9 +297,11 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("PWSYNC_INFLUXDB__DATABASE", "pw2");
             jail.set_env("PWSYNC_LOG", "debug");
-            jail.set_env("PWSYNC_SITE", "home");
+            jail.set_env("PWSYNC_SITE", "cabin");
+            jail.set_env("PWSYNC_TIME_ZONE", "Europe/Berlin");
             let c = Config::load(Some(&toml)).unwrap();
-            assert_eq!(c.site, "home");
+            assert_eq!(c.site, "cabin", "env overrides the file");
+            assert_eq!(c.time_zone, "Europe/Berlin");
             assert_eq!(c.influxdb.url, "http://a:1");
             assert_eq!(c.influxdb.database, "pw2");
             assert_eq!(c.influxdb.password.expose(), "s3cret");
