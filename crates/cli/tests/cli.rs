@@ -118,7 +118,8 @@ fn energy_prints_days_and_gaps_and_rejects_bad_input() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("2025-03-09") && out.contains("23/23"), "{out}");
 
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--start", "2025-03-10", "--end", "2025-03-08"],
             vec![],
