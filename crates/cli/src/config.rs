@@ -281,6 +281,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn file_env_and_secret_file_layer_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let pw = dir.path().join("pw");
