@@ -40,7 +40,11 @@ pub struct Missing {
 
 impl std::fmt::Display for Missing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is not installed ({})", self.binary, self.install_hint)
+        write!(
+            f,
+            "{} is not installed ({})",
+            self.binary, self.install_hint
+        )
     }
 }
 
@@ -74,7 +78,8 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Self> {
-        let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let child = cmd
             .stdin(Stdio::null())
