@@ -254,7 +254,6 @@ impl Config {
     }
 
     /// Entity id of a lifetime meter: `sensor.<site>_<key>`.
-    #[allow(dead_code)] // used by backfill once it is wired to the CLI
     pub fn meter_entity(&self, field: Field) -> String {
         format!("sensor.{}_{}", self.site, field.sensor_key())
     }

@@ -2,6 +2,7 @@
 //! InfluxDB in a temp dir, loads a simulated year, shows what pwsync reads from it, and stops
 //! everything it started.
 
+use super::backfill::{print_report, run_job};
 use super::energy::{gap_rows, monthly, print_gaps, print_periods};
 use super::simulate::load;
 use crate::config::Config;
@@ -9,7 +10,12 @@ use crate::source::Source;
 use anyhow::{bail, Context, Result};
 use pwsync_energy::local::{group_by_local_day, local_day_range};
 use pwsync_energy::Field;
+use pwsync_energy::{Bucket, Integration};
+use pwsync_jobs::{BackfillOptions, DateRange, RangeStart};
+use pwsync_recorder::RecorderDb;
+use pwsync_store::{StatisticsStore, Table};
 use pwsync_testkit::influxd::InfluxServer;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -62,10 +68,116 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .collect();
     print_periods("day (DST changes: 23 and 25 hours)", &dst, &Field::ALL);
     print_gaps(&gap_rows(&energy, tz), tz);
+
+    backfill_demo(&source, &cfg, &energy).await?;
     drop(server);
     println!("\nStopped InfluxDB. Next: point pwsync.toml at your own InfluxDB and run `pwsync energy --start … --end …`.");
     Ok(())
 }
+
+/// Backfill the year into a fresh HA recorder database (the schema HA 2025.4.4 creates, embedded)
+/// and read it back: the monthly energy HA's Energy dashboard would show.
+async fn backfill_demo(
+    source: &Source,
+    cfg: &Config,
+    energy: &BTreeMap<Field, Integration>,
+) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("pwsync-demo-").tempdir()?;
+    let db = dir.path().join("home-assistant_v2.db");
+    create_recorder_db(&db).await?;
+    let url = format!("sqlite://{}", db.display());
+    let tz = cfg.tz()?;
+    let opts = BackfillOptions {
+        site: cfg.site.clone(),
+        fields: Field::ALL.to_vec(),
+        range: DateRange {
+            start: RangeStart::All,
+            end: None,
+        },
+        overwrite: false,
+        dry_run: false,
+        hours: None,
+        tz,
+        now: chrono::Utc::now().timestamp(),
+    };
+    let store = RecorderDb::open(&url).await?;
+    let first = run_job(source, &store, &opts).await?;
+    println!("\nBackfill into a fresh HA recorder database (SQLite, schema of HA 2025.4.4):");
+    print_report(&first, tz);
+    let again = run_job(source, &store, &opts).await?;
+    println!(
+        "Second identical run: {} rows to write (idempotent).",
+        again.rows
+    );
+
+    let mut read_back = BTreeMap::new();
+    for f in Field::ALL {
+        let rows = store
+            .read(
+                &cfg.meter_entity(f),
+                Table::Hourly,
+                i64::MIN / 2,
+                i64::MAX / 2,
+            )
+            .await?;
+        read_back.insert(
+            f,
+            Integration {
+                bucket: 3600,
+                buckets: changes_as_buckets(&rows),
+                ..Default::default()
+            },
+        );
+    }
+    store.close().await;
+    print_periods(
+        "month, read back from HA's statistics table",
+        &monthly(&read_back, tz),
+        &Field::ALL,
+    );
+    let (a, b) = (total(energy), total(&read_back));
+    println!(
+        "Total in HA {b:.3} kWh vs InfluxDB {a:.3} kWh (difference {:.6} kWh)",
+        b - a
+    );
+    Ok(())
+}
+
+fn total(e: &BTreeMap<Field, Integration>) -> f64 {
+    e.values().map(|i| i.total_wh()).sum::<f64>() / 1000.0
+}
+
+/// Each row's energy is its `sum` minus the previous row's (the chain starts at 0), as the
+/// Energy dashboard computes it.
+fn changes_as_buckets(rows: &[pwsync_energy::StatRow]) -> Vec<Bucket> {
+    let mut prev = 0.0;
+    rows.iter()
+        .filter_map(|r| {
+            let s = r.sum?;
+            let b = Bucket {
+                start: r.start,
+                wh: (s - prev) * 1000.0,
+                covered: 3600,
+            };
+            prev = s;
+            Some(b)
+        })
+        .collect()
+}
+
+async fn create_recorder_db(path: &std::path::Path) -> Result<()> {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::ConnectOptions;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await?;
+    sqlx::raw_sql(RECORDER_SCHEMA).execute(&mut conn).await?;
+    Ok(())
+}
+
+const RECORDER_SCHEMA: &str = include_str!("../../assets/ha-2025.4.4-recorder-sqlite.sql");
 
 /// The demo needs Debian's `influxd`; install it when we can, else say exactly how.
 fn ensure_influxd() -> Result<()> {

@@ -1,5 +1,6 @@
 //! One module per command. Each is thin: parse → load → call the crates → print.
 
+pub mod backfill;
 mod demo;
 pub mod energy;
 mod simulate;
@@ -22,7 +23,7 @@ pub enum Command {
     /// Live sensors over MQTT discovery (the daemon).
     Serve(NotYet),
     /// Historical InfluxDB energy into HA's long-term statistics.
-    Backfill(NotYet),
+    Backfill(backfill::BackfillArgs),
     /// Teslemetry (and other Tesla integrations') statistics onto pwsync's sensors, then backfill.
     Migrate(NotYet),
     /// Find spikes, negative hours, gaps and disagreements with InfluxDB.
@@ -51,8 +52,11 @@ pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
             simulate::run(a, &Config::load(config)?).await?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Backfill(a) => {
+            backfill::run(a, &Config::load(config)?).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Serve(_) => "serve",
-        Command::Backfill(_) => "backfill",
         Command::Migrate(_) => "migrate",
         Command::Check(_) => "check",
         Command::Repair(_) => "repair",

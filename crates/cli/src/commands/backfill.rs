@@ -1,0 +1,202 @@
+//! `pwsync backfill`: InfluxDB history into HA's long-term statistics of pwsync's meters.
+
+use crate::config::Config;
+use crate::output::table;
+use crate::source::Source;
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use pwsync_energy::local::{parse_date, HourRange};
+use pwsync_energy::Field;
+use pwsync_jobs::backfill::Step;
+use pwsync_jobs::range::fmt_ts;
+use pwsync_jobs::{backfill, BackfillOptions, BackfillReport, DateRange, RangeStart};
+use pwsync_recorder::{RecorderDb, RecorderOptions};
+use std::io::IsTerminal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// HA's websocket API (HA running).
+    Ws,
+    /// The recorder database directly (HA stopped).
+    Db,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackfillArgs {
+    /// First local day, YYYY-MM-DD.
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    pub start: Option<String>,
+    /// From the first InfluxDB point.
+    #[arg(long)]
+    pub all: bool,
+    /// Last local day (included); default: up to the last hour HA has compiled.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Replace hours that already exist (default: only fill missing hours).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Compute and report everything, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only these fields (default: all six).
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Vec<Field>,
+    /// Only these local hours of each day, e.g. 17-21 (17:00 up to 21:00).
+    #[arg(long)]
+    pub hours: Option<HourRange>,
+    /// Where to write.
+    #[arg(long, value_enum, default_value_t = Target::Ws)]
+    pub target: Target,
+    /// Recorder database URL for --target db (default: homeassistant.recorder_db).
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Write although the recorder's last run did not end cleanly (HA crashed, nothing uses the DB).
+    #[arg(long)]
+    pub allow_unclean_shutdown: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
+    let tz = cfg.tz()?;
+    let range = DateRange {
+        start: match &args.start {
+            Some(s) => RangeStart::Date(parse_date(s)?),
+            None => RangeStart::All,
+        },
+        end: args.end.as_deref().map(parse_date).transpose()?,
+    };
+    let fields = if args.fields.is_empty() {
+        Field::ALL.to_vec()
+    } else {
+        args.fields.clone()
+    };
+    let opts = BackfillOptions {
+        site: cfg.site.clone(),
+        fields: fields.clone(),
+        range,
+        overwrite: args.overwrite,
+        dry_run: args.dry_run,
+        hours: args.hours.map(|h| (h.from, h.to)),
+        tz,
+        now: chrono::Utc::now().timestamp(),
+    };
+    if args.target == Target::Ws {
+        bail!(
+            "backfill through HA's websocket is not yet implemented: stop HA and use --target db"
+        );
+    }
+    let url = args
+        .db
+        .clone()
+        .or_else(|| {
+            cfg.homeassistant
+                .recorder_db
+                .as_ref()
+                .map(|s| s.expose().to_string())
+        })
+        .context(
+            "--target db needs a recorder database: pass --db URL or set homeassistant.recorder_db",
+        )?;
+    let source = Source::from_config(cfg)?;
+    source.client.check_source(&source.map, &fields).await?;
+    let store = RecorderDb::open_with(
+        &url,
+        RecorderOptions {
+            read_only: args.dry_run,
+            allow_unclean_shutdown: args.allow_unclean_shutdown,
+        },
+    )
+    .await?;
+    if !args.dry_run && !args.json {
+        eprintln!("{}", store.backup_note());
+    }
+    let report = run_job(&source, &store, &opts).await;
+    store.close().await;
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, tz);
+        if let Some(b) = store.backup_path() {
+            println!(
+                "Backup of the recorder database before writing: {}",
+                b.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The job with a progress spinner on a terminal.
+pub async fn run_job(
+    source: &Source,
+    store: &dyn pwsync_store::StatisticsStore,
+    opts: &BackfillOptions,
+) -> Result<BackfillReport> {
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new_spinner();
+        b.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"));
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut progress = |s: Step| match s {
+        Step::Reading => bar.set_message("reading InfluxDB"),
+        Step::Planned(f) => bar.set_message(format!("planned {f}")),
+        Step::Writing(n) => bar.set_message(format!("writing {n} rows")),
+    };
+    let r = backfill(source, store, opts, &mut progress).await;
+    bar.finish_and_clear();
+    Ok(r?.0)
+}
+
+pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
+    let mut t = table(&[
+        "statistic",
+        "hours with data",
+        "incomplete",
+        "rows written",
+        "kept",
+        "unchanged",
+        "kWh",
+    ]);
+    for f in &r.fields {
+        t.add_row(vec![
+            f.statistic_id.clone(),
+            f.hours_with_data.to_string(),
+            f.incomplete_hours.to_string(),
+            f.rows_written.to_string(),
+            f.kept_existing.to_string(),
+            f.unchanged.to_string(),
+            format!("{:.3}", f.kwh),
+        ]);
+    }
+    println!(
+        "{} {} → {} ({}) into {}{}",
+        if r.dry_run {
+            "Dry run, nothing written:"
+        } else {
+            "Backfilled"
+        },
+        fmt_ts(r.start, tz),
+        fmt_ts(r.end, tz),
+        tz.name(),
+        r.store,
+        if r.overwrite {
+            ", overwriting existing hours"
+        } else {
+            ", keeping existing hours"
+        },
+    );
+    println!("{t}");
+    let gap_hours: i64 = r.gaps.iter().map(|g| g.seconds()).sum::<i64>() / 3600;
+    println!(
+        "{} rows, {} gaps (about {gap_hours} h without data, not invented), {:.1} s",
+        r.rows,
+        r.gaps.len(),
+        r.seconds
+    );
+}
