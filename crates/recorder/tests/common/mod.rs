@@ -1,6 +1,7 @@
 //! Recorder databases whose schema a real Home Assistant made, on all three engines.
 //!
-//! HA (the venv at `PWSYNC_HA_VENV`, default `~/.cache/pwsync/ha-2025.4.4`) runs once per
+//! HA (the venv scripts/ensure-ha.sh makes: `PWSYNC_HA_VENV`, default
+//! `${XDG_CACHE_HOME:-~/.cache}/pwsync/ha-2025.4.4`) runs once per
 //! engine against an empty database, creates its schema and stops cleanly; the result is
 //! cached under the target dir (SQLite: the file; MariaDB/PostgreSQL: a dump of HA's database,
 //! with its AUTO_INCREMENT counters and identity sequences) and every test gets a fresh copy on
@@ -24,8 +25,12 @@ pub fn hass_bin() -> Result<PathBuf, Missing> {
     let venv = std::env::var_os("PWSYNC_HA_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(format!(".cache/pwsync/ha-{HA_VERSION}"))
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                })
+                .join(format!("pwsync/ha-{HA_VERSION}"))
         });
     let hass = venv.join("bin/hass");
     if hass.is_file() {
@@ -33,10 +38,7 @@ pub fn hass_bin() -> Result<PathBuf, Missing> {
     } else {
         Err(Missing {
             binary: hass.display().to_string(),
-            install_hint: format!(
-                "python3.13 -m venv {v} && {v}/bin/pip install homeassistant=={HA_VERSION} pymysql psycopg2-binary",
-                v = venv.display()
-            ),
+            install_hint: "bash scripts/ensure-ha.sh".to_string(),
         })
     }
 }
