@@ -88,6 +88,7 @@ pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
 /// A real Home Assistant on loopback with `recorder: db_url`, stopped (SIGTERM) on drop.
 pub struct Hass {
     process: ServerProcess,
+    port: u16,
     pub config_dir: tempfile::TempDir,
 }
 
@@ -111,6 +112,7 @@ impl Hass {
         let process = ServerProcess::spawn("hass", &mut cmd, &config_dir.path().join("hass.out"))?;
         Ok(Hass {
             process,
+            port,
             config_dir,
         })
     }
@@ -126,27 +128,18 @@ impl Hass {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// Wait until HA has its schema in place and reports itself as running on the database.
+    /// Wait until HA has started (its HTTP server listens only once every integration, the
+    /// recorder included, is set up) and is seen running on the database. Stopping HA earlier
+    /// leaves its recorder run open, as a crash would.
     pub async fn wait_running(&mut self, url: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(Some(status)) = self.process.child_mut().try_wait() {
                 bail!("hass exited ({status}):\n{}", self.log_tail());
             }
-            if let Ok(db) = RecorderDb::open_with(
-                url,
-                RecorderOptions {
-                    read_only: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            {
-                let status = db.ha_status().await;
-                db.close().await;
-                if let Ok(HaStatus::Running { .. }) = status {
-                    return Ok(());
-                }
+            let http_up = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            if http_up && Self::seen_running(url).await {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
@@ -156,6 +149,19 @@ impl Hass {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    async fn seen_running(url: &str) -> bool {
+        let options = RecorderOptions {
+            read_only: true,
+            ..Default::default()
+        };
+        let Ok(db) = RecorderDb::open_with(url, options).await else {
+            return false;
+        };
+        let status = db.ha_status().await;
+        db.close().await;
+        matches!(status, Ok(HaStatus::Running { .. }))
     }
 
     /// SIGTERM and wait: HA closes its recorder run and checkpoints SQLite.
