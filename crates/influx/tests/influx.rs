@@ -259,3 +259,15 @@ async fn wrong_password_is_an_auth_error_and_never_printed() {
     let shown = format!("{e} {:?} {:?}", bad.config(), bad.recent_queries());
     assert!(!shown.contains("wrong-pw"), "{shown}");
 }
+
+/// Fault injection a real InfluxDB cannot produce: a peer that accepts and never answers.
+#[tokio::test]
+async fn a_silent_server_is_a_timeout_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let c = client(&url, |c| c.timeout = Duration::from_millis(500));
+    let e = c.ping().await.unwrap_err();
+    assert!(matches!(e, InfluxError::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("timeout_secs"), "{e}");
+    drop(listener);
+}
