@@ -162,6 +162,36 @@ async fn backfill_into_recorder_sqlite_is_exact_idempotent_and_dry_run_writes_no
         }
     }
 
+    // --hours writes only those local hours of each day.
+    let db2 = dir.path().join("hours.db");
+    std::fs::copy(&db, &db2).unwrap();
+    {
+        let mut c = SqliteConnectOptions::new()
+            .filename(&db2)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM statistics")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let url2 = format!("sqlite://{}", db2.display());
+    ok(pwsync(
+        &url,
+        &[
+            "backfill", "--all", "--hours", "17-21", "--target", "db", "--db", &url2, "--json",
+        ],
+    ));
+    let evening = rows(&db2, HOME).await;
+    assert!(evening.len() >= 4 * 19, "{}", evening.len());
+    for (t, _) in &evening {
+        let h = chrono::DateTime::from_timestamp(*t, 0)
+            .unwrap()
+            .with_timezone(&tz);
+        assert!((17..21).contains(&chrono::Timelike::hour(&h)), "{h}");
+    }
+
     let after_first = sha(&db);
     let second = ok(pwsync(
         &url,

@@ -6,8 +6,8 @@
 
 use crate::range::DateRange;
 use crate::{EnergySource, JobError};
-use chrono::Timelike;
 use chrono_tz::Tz;
+use pwsync_energy::local::HourRange;
 use pwsync_energy::splice::{splice, splice_short_term, SpliceInput};
 use pwsync_energy::{floor_hour, Field, Gap, Integration, StatRow, HOUR};
 use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
@@ -23,8 +23,8 @@ pub struct BackfillOptions {
     /// Replace hours that already exist; otherwise only missing hours are filled.
     pub overwrite: bool,
     pub dry_run: bool,
-    /// Only these local hours of each day, `[from, to)`, e.g. `(17, 21)`.
-    pub hours: Option<(u32, u32)>,
+    /// Only these local hours of each day, e.g. 17-21.
+    pub hours: Option<HourRange>,
     pub tz: Tz,
     /// Epoch seconds; only hours HA has compiled by then are written.
     pub now: i64,
@@ -148,7 +148,9 @@ async fn plan_field(
     let mut incomplete = 0;
     for b in &integ.buckets {
         meter_kwh += b.wh / 1000.0;
-        let wanted = b.start >= start && b.start < end && in_hours(b.start, opts);
+        let wanted = b.start >= start
+            && b.start < end
+            && opts.hours.is_none_or(|h| h.contains(b.start, opts.tz));
         if !wanted || b.covered == 0 {
             continue;
         }
@@ -202,14 +204,4 @@ async fn plan_field(
 
 fn meter_name(field: Field) -> String {
     format!("Powerwall {}", field.display_name().to_lowercase())
-}
-
-fn in_hours(hour_start: i64, opts: &BackfillOptions) -> bool {
-    let Some((from, to)) = opts.hours else {
-        return true;
-    };
-    let h = chrono::DateTime::from_timestamp(hour_start, 0)
-        .map(|d| d.with_timezone(&opts.tz).hour())
-        .unwrap_or(0);
-    h >= from && h < to
 }

@@ -78,7 +78,7 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
         range,
         overwrite: args.overwrite,
         dry_run: args.dry_run,
-        hours: args.hours.map(|h| (h.from, h.to)),
+        hours: args.hours,
         tz,
         now: chrono::Utc::now().timestamp(),
     };
