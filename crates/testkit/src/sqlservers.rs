@@ -119,10 +119,16 @@ impl MariaDbServer {
             .prefix("pwsync-mariadb-")
             .tempdir()?;
         let data = dir.path().join("data");
+        // mariadbd's temp files go to the temp dir too: in the shared /tmp, bootstrap failed
+        // now and then with "Could not remove temporary table" while other tests ran.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp)?;
         let mut install = Command::new(install_db);
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .env("TMPDIR", &tmp)
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db");
         if is_root() {
@@ -134,6 +140,7 @@ impl MariaDbServer {
         let mut cmd = Command::new(mariadbd);
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!(
                 "--socket={}",
                 dir.path().join("mysqld.sock").display()
