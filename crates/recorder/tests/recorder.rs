@@ -88,6 +88,7 @@ on_every_engine!(
     an_open_recorder_run_is_refused_unless_allowed,
     a_statistic_stored_in_wh_reads_and_writes_in_kwh,
     unit_class_is_written_where_the_schema_has_it,
+    home_assistant_reads_what_pwsync_wrote,
 );
 
 async fn a_plan_reads_back_equal_with_database_assigned_ids(f: Fixture) {
@@ -845,4 +846,95 @@ async fn a_file_that_is_not_a_recorder_database_is_refused() {
             .contains("unsupported recorder database URL"),
         "{err}"
     );
+}
+
+/// HA itself, started on the database pwsync wrote, serves the rows back over its websocket
+/// API (hourly and 5-minute, Wh converted to kWh by HA) with the metadata pwsync created.
+async fn home_assistant_reads_what_pwsync_wrote(f: Fixture) {
+    f.exec(
+        "INSERT INTO statistics_meta (statistic_id, source, unit_of_measurement, has_sum, name, mean_type) \
+         VALUES ('sensor.teslemetry_home', 'recorder', 'Wh', TRUE, 'Home', 0)",
+    )
+    .await;
+    let (h, s) = (hourly(0..6, 0.0), short_term(0..24, 0.0));
+    let db = f.open().await;
+    db.apply(&plan(vec![
+        write("sensor.pw_home_usage", h, s, vec![]),
+        write("sensor.teslemetry_home", hourly(0..3, 2.0), vec![], vec![]),
+    ]))
+    .await
+    .unwrap();
+    db.apply(&plan(vec![write(
+        "sensor.pw_home_usage",
+        vec![],
+        vec![],
+        vec![Shift {
+            from: T0 + HOUR + 5 * 60,
+            delta: 0.5,
+        }],
+    )]))
+    .await
+    .unwrap();
+    let ours_h = read_all(&db, "sensor.pw_home_usage", Table::Hourly).await;
+    let ours_s = read_all(&db, "sensor.pw_home_usage", Table::ShortTerm).await;
+    let ours_wh = read_all(&db, "sensor.teslemetry_home", Table::Hourly).await;
+    db.close().await;
+
+    let mut ha = Hass::start(&f.hass, &f.ha_db_url()).unwrap();
+    ha.wait_running(&f.url).await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ha_read_statistics.py");
+    let out = std::process::Command::new(f.hass.with_file_name("python"))
+        .arg(script)
+        .arg(ha.base_url())
+        .args(["2025-01-01T00:00:00+00:00", "2025-01-02T00:00:00+00:00"])
+        .args(["sensor.pw_home_usage", "sensor.teslemetry_home"])
+        .output()
+        .unwrap();
+    ha.stop();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let rows = |period: &str, id: &str| -> Vec<StatRow> {
+        reply[period][id]
+            .as_array()
+            .unwrap_or_else(|| panic!("{period} {id}: {reply}"))
+            .iter()
+            .map(|r| StatRow {
+                start: r["start"].as_i64().unwrap() / 1000,
+                state: r["state"].as_f64(),
+                sum: r["sum"].as_f64(),
+            })
+            .collect()
+    };
+    assert_eq!(rows("hour", "sensor.pw_home_usage"), ours_h);
+    assert_eq!(rows("5minute", "sensor.pw_home_usage"), ours_s);
+    assert_eq!(ours_h[2].sum, Some(2.5 + 0.5), "the shift is what HA sees");
+    let theirs_wh = rows("hour", "sensor.teslemetry_home");
+    assert_eq!(theirs_wh.len(), 3);
+    for (a, b) in theirs_wh.iter().zip(&ours_wh) {
+        assert_eq!(a.start, b.start);
+        assert!(
+            (a.sum.unwrap() - b.sum.unwrap()).abs() < 1e-9,
+            "{a:?} {b:?}"
+        );
+        assert!(
+            (a.state.unwrap() - b.state.unwrap()).abs() < 1e-9,
+            "{a:?} {b:?}"
+        );
+    }
+    let meta = reply["meta"].as_array().unwrap();
+    let ours = meta
+        .iter()
+        .find(|m| m["statistic_id"] == "sensor.pw_home_usage")
+        .unwrap_or_else(|| panic!("{reply}"));
+    assert_eq!(ours["has_sum"], true, "{ours}");
+    assert_eq!(ours["has_mean"], false, "{ours}");
+    assert_eq!(ours["source"], "recorder", "{ours}");
+    assert_eq!(ours["statistics_unit_of_measurement"], "kWh", "{ours}");
+    assert_eq!(ours["unit_class"], "energy", "{ours}");
+    assert_eq!(ours["name"], "sensor.pw_home_usage name", "{ours}");
 }

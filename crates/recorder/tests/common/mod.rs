@@ -121,6 +121,10 @@ impl Hass {
         self.process.pid()
     }
 
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     fn log_tail(&self) -> String {
         let log =
             std::fs::read_to_string(self.config_dir.path().join("hass.out")).unwrap_or_default();
