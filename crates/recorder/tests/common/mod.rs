@@ -89,6 +89,8 @@ pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
 pub struct Hass {
     process: ServerProcess,
     port: u16,
+    /// Epoch seconds just before the start.
+    started_at: f64,
     pub config_dir: tempfile::TempDir,
 }
 
@@ -103,16 +105,21 @@ impl Hass {
                  unit_system: metric\n  latitude: 52.5\n  longitude: 13.4\n  elevation: 34\n  \
                  country: DE\n  currency: EUR\n\
                  http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
-                 recorder:\n  db_url: \"{db_url}\"\n\
+                 recorder:\n  db_url: \"{db_url}\"\n  commit_interval: 1\n\
                  logger:\n  default: warning\n"
             ),
         )?;
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs_f64()
+            - 1.0;
         let mut cmd = Command::new(hass);
         cmd.arg("-c").arg(config_dir.path());
         let process = ServerProcess::spawn("hass", &mut cmd, &config_dir.path().join("hass.out"))?;
         Ok(Hass {
             process,
             port,
+            started_at,
             config_dir,
         })
     }
@@ -132,9 +139,9 @@ impl Hass {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// Wait until HA has started (its HTTP server listens only once every integration, the
-    /// recorder included, is set up) and is seen running on the database. Stopping HA earlier
-    /// leaves its recorder run open, as a crash would.
+    /// Wait until HA has fully started (its `homeassistant_started` event is in the database)
+    /// and is seen running on it. Stopped before that, HA leaves its recorder run open, as a
+    /// crash would.
     pub async fn wait_running(&mut self, url: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -142,7 +149,7 @@ impl Hass {
                 bail!("hass exited ({status}):\n{}", self.log_tail());
             }
             let http_up = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
-            if http_up && Self::seen_running(url).await {
+            if http_up && self.started(url).await && Self::seen_running(url).await {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -153,6 +160,21 @@ impl Hass {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    async fn started(&self, url: &str) -> bool {
+        sqlx::any::install_default_drivers();
+        let Ok(pool) = AnyPoolOptions::new().max_connections(1).connect(url).await else {
+            return false;
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM events e JOIN event_types t ON e.event_type_id = t.event_type_id \
+             WHERE t.event_type = 'homeassistant_started' AND e.time_fired_ts >= {}",
+            self.started_at
+        );
+        let n: Result<i64, _> = sqlx::query_scalar(&sql).fetch_one(&pool).await;
+        pool.close().await;
+        matches!(n, Ok(n) if n > 0)
     }
 
     async fn seen_running(url: &str) -> bool {
