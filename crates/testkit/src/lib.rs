@@ -4,6 +4,7 @@
 //! guard drops. A server binary that is missing is reported by [`Missing`], which a test turns
 //! into a skip only outside CI (`CI` unset); in CI every server is installed, so nothing skips.
 
+pub mod ha;
 pub mod influxd;
 pub mod process;
 pub mod sqlservers;

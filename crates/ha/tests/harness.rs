@@ -1,0 +1,74 @@
+//! The real-HA harness (pwsync-testkit's `ha` module) does what the other tests rely on:
+//! a running HA with an admin token, the configured time zone, a restart that keeps config,
+//! port and token, a clean stop, and HA's own recorder schema in the reference database.
+
+use pwsync_ha::{ClientOptions, HaClient};
+use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use std::time::Instant;
+
+#[tokio::test]
+async fn start_restart_stop_keep_the_token_and_close_the_recorder() {
+    let Some(_) = ha::venv_or_skip() else { return };
+    let t0 = Instant::now();
+    let mut ha = HaInstance::start(HaOptions::default().with_time_zone("Europe/Berlin")).unwrap();
+    let started = t0.elapsed();
+    assert!(ha.pid().is_some());
+    assert_eq!(ha.version(), ha::HA_VERSION);
+
+    let client = HaClient::new(ClientOptions::new(&ha.url(), ha.token()));
+    let config = client.get_config().await.unwrap();
+    assert_eq!(config.time_zone, "Europe/Berlin");
+    assert_eq!(config.state, "RUNNING");
+
+    let t1 = Instant::now();
+    ha.restart_async().await.unwrap();
+    let restarted = t1.elapsed();
+    // Same URL and token; the old connection died with the old process, the client reconnects.
+    let config = client.get_config().await.unwrap();
+    assert_eq!(config.version, ha::HA_VERSION);
+
+    let stopped = ha.stop_async().await.unwrap();
+    assert!(ha.pid().is_none());
+    let open_runs = ha::sqlite_query(
+        ha.venv(),
+        &ha.db_path(),
+        "SELECT count(*) FROM recorder_runs WHERE \"end\" IS NULL",
+    )
+    .unwrap();
+    assert_eq!(
+        open_runs.trim(),
+        "0",
+        "a clean stop closes the recorder run"
+    );
+    eprintln!(
+        "HA start {:.1} s, restart {:.1} s, stop {:.1} s",
+        started.as_secs_f64(),
+        restarted.as_secs_f64(),
+        stopped.as_secs_f64()
+    );
+}
+
+#[test]
+fn reference_db_has_ha_schema_and_fresh_copies() {
+    let Some(venv) = ha::venv_or_skip() else {
+        return;
+    };
+    let a = ha::reference_sqlite_db().unwrap();
+    let b = ha::reference_sqlite_db().unwrap();
+    assert_ne!(a.path(), b.path());
+    let version = ha::sqlite_query(
+        &venv,
+        a.path(),
+        "SELECT schema_version FROM schema_changes ORDER BY change_id DESC LIMIT 1",
+    )
+    .unwrap();
+    assert_eq!(version.trim(), "50", "HA 2025.4 writes schema 50");
+    let tables = ha::sqlite_query(
+        &venv,
+        b.path(),
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN \
+         ('statistics','statistics_short_term','statistics_meta')",
+    )
+    .unwrap();
+    assert_eq!(tables.trim(), "3");
+}
