@@ -72,3 +72,82 @@ fn reference_db_has_ha_schema_and_fresh_copies() {
     .unwrap();
     assert_eq!(tables.trim(), "3");
 }
+
+/// A Mosquitto broker on a free loopback port, stopped by PID on drop.
+fn mosquitto() -> Option<(pwsync_testkit::ServerProcess, u16, tempfile::TempDir)> {
+    let bin = match pwsync_testkit::require("mosquitto", "apt-get install mosquitto") {
+        Ok(b) => b,
+        Err(m) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: {m}");
+            return None;
+        }
+        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = pwsync_testkit::free_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let mut p = pwsync_testkit::ServerProcess::spawn(
+        "mosquitto",
+        std::process::Command::new(bin).arg("-c").arg(&conf),
+        &dir.path().join("mosquitto.log"),
+    )
+    .unwrap();
+    pwsync_testkit::wait_for_port(
+        port,
+        std::time::Duration::from_secs(10),
+        p.child_mut(),
+        "mosquitto",
+    )
+    .unwrap();
+    Some((p, port, dir))
+}
+
+#[tokio::test]
+async fn mqtt_broker_and_storage_files_are_set_up_before_start() {
+    let Some(_) = ha::venv_or_skip() else { return };
+    let Some((_broker, port, _dir)) = mosquitto() else {
+        return;
+    };
+    // An entity registry with one Teslemetry entity, in the oldest format HA migrates.
+    let registry = serde_json::json!({
+        "version": 1,
+        "minor_version": 1,
+        "key": "core.entity_registry",
+        "data": {"entities": [{
+            "entity_id": "sensor.powerwall_home_usage",
+            "platform": "teslemetry",
+            "unique_id": "1234567890-home_usage",
+            "original_name": "Home usage",
+            "unit_of_measurement": "kWh"
+        }]}
+    });
+    let mut ha = HaInstance::start(HaOptions {
+        mqtt_broker: Some(("127.0.0.1".into(), port)),
+        storage_files: vec![("core.entity_registry".into(), registry.to_string())],
+        ..HaOptions::default()
+    })
+    .unwrap();
+    let client = HaClient::new(ClientOptions::new(&ha.url(), ha.token()));
+    let entries = client
+        .call("config_entries/get", serde_json::json!({"domain": "mqtt"}))
+        .await
+        .unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["state"], "loaded", "{entries:?}");
+
+    let registry = client.entity_registry_list().await.unwrap();
+    let e = registry
+        .iter()
+        .find(|e| e.entity_id == "sensor.powerwall_home_usage")
+        .expect("the pre-seeded entity");
+    assert_eq!(e.platform, "teslemetry");
+    assert_eq!(e.unique_id.as_deref(), Some("1234567890-home_usage"));
+    assert_eq!(e.original_name.as_deref(), Some("Home usage"));
+    ha.stop_async().await.unwrap();
+}

@@ -1,0 +1,362 @@
+//! The websocket client and WsStore against a real Home Assistant 2025.4.4.
+
+mod common;
+
+use common::{client, hours_ago, meter_rows, shared_ha, store, TIME_ZONE};
+use pwsync_energy::{StatRow, HOUR};
+use pwsync_ha::{ClientOptions, HaClient, HaError, Period, StatType, StatisticKind, WsStore};
+use pwsync_store::{StatMeta, StatWrite, StatisticsStore, StoreError, Table, WritePlan};
+
+fn plan(meta: StatMeta, hourly: Vec<StatRow>) -> WritePlan {
+    WritePlan {
+        writes: vec![StatWrite {
+            meta,
+            shifts: vec![],
+            hourly,
+            short_term: vec![],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_bad_token_gives_the_clear_error() {
+    let Some(ha) = shared_ha() else { return };
+    let bad = HaClient::new(ClientOptions::new(&ha.url(), "not-a-token"));
+    let err = bad.get_config().await.unwrap_err();
+    assert!(matches!(err, HaError::InvalidToken), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "HA rejected the access token: create a long-lived token in your HA profile and set ha.token"
+    );
+    // Through the store it is a connection error with the same message.
+    let err = WsStore::new(bad)
+        .read("sensor.pwsync_any", Table::Hourly, 0, HOUR)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Connection(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("HA rejected the access token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unreachable_in_one_line() {
+    let port = pwsync_testkit::free_port();
+    let c = HaClient::new(ClientOptions::new(&format!("http://127.0.0.1:{port}"), "t"));
+    let err = c.get_config().await.unwrap_err();
+    assert!(matches!(err, HaError::Unreachable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("connection refused"), "{msg}");
+    assert!(!msg.contains('\n'));
+}
+
+#[tokio::test]
+async fn get_config_reports_the_configured_time_zone() {
+    let Some(ha) = shared_ha() else { return };
+    let c = client(ha);
+    let config = c.get_config().await.unwrap();
+    assert_eq!(config.time_zone, TIME_ZONE);
+    assert_eq!(config.state, "RUNNING");
+    assert_eq!(config.version, pwsync_testkit::ha::HA_VERSION);
+    assert!(config.components.iter().any(|c| c == "recorder"));
+    assert_eq!(c.ha_version().await.unwrap(), config.version);
+}
+
+#[tokio::test]
+async fn an_unknown_command_and_a_bad_parameter_are_distinct_errors() {
+    let Some(ha) = shared_ha() else { return };
+    let c = client(ha);
+    let err = c
+        .call("pwsync/no_such_command", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HaError::UnknownCommand { .. }), "{err:?}");
+    let err = c
+        .call(
+            "recorder/statistics_during_period",
+            serde_json::json!({"start_time": "yesterday", "statistic_ids": ["sensor.x"], "period": "hour"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_start_time"), "{err}");
+    // The connection survives command errors.
+    assert_eq!(c.get_config().await.unwrap().state, "RUNNING");
+}
+
+#[tokio::test]
+async fn apply_imports_hourly_rows_that_read_back_equal_at_once() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let id = "sensor.pwsync_test_home_usage";
+    let start = hours_ago(24 * 4);
+    let rows = meter_rows(start, 72, 100.0, 5000.0);
+    s.apply(&plan(StatMeta::energy_kwh(id, "Home usage"), rows.clone()))
+        .await
+        .unwrap();
+    // apply returns only once HA shows the rows: an immediate read sees every value exactly.
+    let back = s
+        .read(id, Table::Hourly, start - HOUR, start + 80 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(back, rows);
+
+    let meta = s.metadata(&[id.to_string()]).await.unwrap();
+    assert_eq!(meta, vec![StatMeta::energy_kwh(id, "Home usage")]);
+    assert!(s.list().await.unwrap().iter().any(|m| m.statistic_id == id));
+    let sums = client(ha)
+        .list_statistic_ids(Some(StatisticKind::Sum))
+        .await
+        .unwrap();
+    assert!(sums.iter().any(|i| i.statistic_id == id && i.has_sum));
+
+    // last_before: the row before, from just after the chain and from far after it.
+    let last = s
+        .last_before(id, Table::Hourly, start + 10 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(last, Some(rows[9]));
+    let last = s
+        .last_before(id, Table::Hourly, start + 400 * 24 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(last, Some(rows[71]));
+    assert_eq!(s.last_before(id, Table::Hourly, start).await.unwrap(), None);
+
+    // Overwriting a stretch replaces it in place (HA updates existing hours).
+    let mut changed = rows[10..20].to_vec();
+    for r in &mut changed {
+        r.sum = r.sum.map(|v| v + 0.25);
+    }
+    s.apply(&plan(
+        StatMeta::energy_kwh(id, "Home usage"),
+        changed.clone(),
+    ))
+    .await
+    .unwrap();
+    let back = s
+        .read(id, Table::Hourly, start, start + 72 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 72);
+    assert_eq!(&back[10..20], &changed[..]);
+    assert_eq!(&back[..10], &rows[..10]);
+    assert_eq!(&back[20..], &rows[20..]);
+
+    // The raw command gives epoch milliseconds.
+    let raw = client(ha)
+        .statistics_during_period(
+            start,
+            start + HOUR,
+            &[id.to_string()],
+            Period::Hour,
+            &[StatType::Sum],
+            Some("kWh"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw[id][0].start, start * 1000);
+    assert_eq!(raw[id][0].end, (start + HOUR) * 1000);
+}
+
+#[tokio::test]
+async fn rows_read_in_wh_or_kwh_by_the_statistics_unit() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let id = "sensor.pwsync_test_wh_meter";
+    let start = hours_ago(24 * 3);
+    // A statistic HA keeps in Wh (written in Wh through the client directly).
+    let mut wh = StatMeta::energy_kwh(id, "Wh meter");
+    wh.unit_of_measurement = Some("Wh".into());
+    let rows_wh: Vec<StatRow> = (0..5)
+        .map(|i| StatRow {
+            start: start + i * HOUR,
+            state: Some(1000.0 * (i + 1) as f64),
+            sum: Some(500.0 * (i + 1) as f64),
+        })
+        .collect();
+    client(ha).import_statistics(&wh, &rows_wh).await.unwrap();
+    // WsStore writes kWh rows into it in Wh (the statistic keeps its unit) and reads kWh.
+    let more = vec![StatRow {
+        start: start + 5 * HOUR,
+        state: Some(6.0),
+        sum: Some(3.0),
+    }];
+    s.apply(&plan(StatMeta::energy_kwh(id, "Wh meter"), more))
+        .await
+        .unwrap();
+    let back = s
+        .read(id, Table::Hourly, start, start + 6 * HOUR)
+        .await
+        .unwrap();
+    let sums: Vec<f64> = back.iter().map(|r| r.sum.unwrap()).collect();
+    assert_eq!(sums, vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
+    let meta = s.metadata(&[id.to_string()]).await.unwrap();
+    assert_eq!(meta[0].unit_of_measurement.as_deref(), Some("Wh"));
+}
+
+#[tokio::test]
+async fn a_malformed_statistic_id_is_a_clear_error() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let rows = meter_rows(hours_ago(48), 3, 0.0, 0.0);
+    let err = s
+        .apply(&plan(
+            StatMeta::energy_kwh("sensor.Bad Id", "Bad"),
+            rows.clone(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Command(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "sensor.Bad Id: HA refused recorder/import_statistics: Invalid statistic_id"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("lower case"), "{msg}");
+    assert!(!msg.contains('\n'));
+
+    // An external id needs its domain as source.
+    let err = s
+        .apply(&plan(
+            StatMeta::energy_kwh("pwsync:home_usage", "Ext"),
+            rows.clone(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Invalid source"), "{err}");
+
+    // Not on the hour: refused before anything is sent.
+    let mut off = rows;
+    off[1].start += 60;
+    let err = s
+        .apply(&plan(
+            StatMeta::energy_kwh("sensor.pwsync_test_off_hour", "Off"),
+            off,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not start on the hour"),
+        "{err}"
+    );
+    assert!(s
+        .metadata(&["sensor.pwsync_test_off_hour".to_string()])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_statistic_that_does_not_exist_reads_empty() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let id = "sensor.pwsync_test_never_written";
+    let now = hours_ago(0);
+    assert!(s
+        .read(id, Table::Hourly, now - 24 * 400 * HOUR, now)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .read(id, Table::ShortTerm, now - 24 * HOUR, now)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.last_before(id, Table::Hourly, now).await.unwrap(), None);
+    assert_eq!(
+        s.last_before(id, Table::ShortTerm, now).await.unwrap(),
+        None
+    );
+    assert!(s.metadata(&[id.to_string()]).await.unwrap().is_empty());
+    // A shift needs an existing statistic.
+    let err = s
+        .apply(&WritePlan {
+            writes: vec![StatWrite {
+                meta: StatMeta::energy_kwh(id, "Never"),
+                shifts: vec![pwsync_store::Shift {
+                    from: now,
+                    delta: 1.0,
+                }],
+                hourly: vec![],
+                short_term: vec![],
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HA has no such statistic"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_get_their_own_replies() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let id = "sensor.pwsync_test_concurrent";
+    let start = hours_ago(24 * 5);
+    let rows = meter_rows(start, 48, 0.0, 0.0);
+    s.apply(&plan(StatMeta::energy_kwh(id, "Concurrent"), rows.clone()))
+        .await
+        .unwrap();
+    // 48 reads of one hour each, all in flight at once on one connection.
+    let reads = (0..48).map(|i| {
+        let s = &s;
+        async move {
+            s.read(id, Table::Hourly, start + i * HOUR, start + (i + 1) * HOUR)
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(reads).await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.unwrap(), vec![rows[i]], "read {i}");
+    }
+}
+
+#[tokio::test]
+async fn clear_statistics_removes_rows_and_metadata() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let id = "sensor.pwsync_test_cleared";
+    let start = hours_ago(30);
+    s.apply(&plan(
+        StatMeta::energy_kwh(id, "Cleared"),
+        meter_rows(start, 5, 0.0, 0.0),
+    ))
+    .await
+    .unwrap();
+    client(ha)
+        .clear_statistics(&[id.to_string()])
+        .await
+        .unwrap();
+    // HA 2025.4 answers clear_statistics once the job ran.
+    assert!(s
+        .read(id, Table::Hourly, start, start + 5 * HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.metadata(&[id.to_string()]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn registry_and_states_parse() {
+    let Some(ha) = shared_ha() else { return };
+    let c = client(ha);
+    // HA without default_config still has zone.home and a person for the owner.
+    let states = c.get_states().await.unwrap();
+    assert!(
+        states.iter().any(|s| s.entity_id == "zone.home"),
+        "{states:?}"
+    );
+    let person = states
+        .iter()
+        .find(|s| s.entity_id.starts_with("person."))
+        .expect("the owner's person entity");
+    assert!(person.attributes.is_object());
+    // The registry is a list of entries (possibly empty here): it parses.
+    let registry = c.entity_registry_list().await.unwrap();
+    assert!(registry.iter().all(|e| !e.entity_id.is_empty()));
+}
