@@ -176,6 +176,21 @@ async fn rows_read_in_wh_or_kwh_by_the_statistics_unit() {
         })
         .collect();
     client(ha).import_statistics(&wh, &rows_wh).await.unwrap();
+    // A bare import is only queued: wait until HA wrote it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s
+        .read(id, Table::Hourly, start, start + 5 * HOUR)
+        .await
+        .unwrap()
+        .len()
+        < 5
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "HA never wrote the Wh rows"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // WsStore writes kWh rows into it in Wh (the statistic keeps its unit) and reads kWh.
     let more = vec![StatRow {
         start: start + 5 * HOUR,
@@ -359,4 +374,72 @@ async fn registry_and_states_parse() {
     // The registry is a list of entries (possibly empty here): it parses.
     let registry = c.entity_registry_list().await.unwrap();
     assert!(registry.iter().all(|e| !e.entity_id.is_empty()));
+}
+
+#[tokio::test]
+async fn ha_2025_4_takes_has_mean_and_rejects_the_2025_11_metadata() {
+    let Some(ha) = shared_ha() else { return };
+    let c = client(ha);
+    let id = "sensor.pwsync_test_meta_shape";
+    let meta = StatMeta::energy_kwh(id, "Shape");
+    let row = serde_json::json!([{"start": pwsync_ha::client::iso(hours_ago(30)), "sum": 1.0}]);
+    // What pwsync would send to HA >= 2025.11: HA 2025.4 refuses the extra keys...
+    let new = pwsync_ha::import_metadata(&meta, "2025.11.0");
+    let err = c
+        .call(
+            "recorder/import_statistics",
+            serde_json::json!({"metadata": new, "stats": row}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_format"), "{err}");
+    assert!(err.to_string().contains("extra keys not allowed"), "{err}");
+    // ...and requires has_mean.
+    let mut no_mean = pwsync_ha::import_metadata(&meta, "2025.4.4");
+    no_mean.as_object_mut().unwrap().remove("has_mean");
+    let err = c
+        .call(
+            "recorder/import_statistics",
+            serde_json::json!({"metadata": no_mean, "stats": row}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_format"), "{err}");
+    // The shape chosen for the connected version is accepted.
+    let version = c.ha_version().await.unwrap();
+    c.import_statistics(
+        &meta,
+        &[StatRow {
+            start: hours_ago(30),
+            state: None,
+            sum: Some(1.0),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(version, "2025.4.4");
+}
+
+#[tokio::test]
+async fn an_overwrite_without_state_leaves_state_null() {
+    let Some(ha) = shared_ha() else { return };
+    let s = store(ha);
+    let id = "sensor.pwsync_test_null_state";
+    let start = hours_ago(40);
+    let rows = meter_rows(start, 3, 0.0, 50.0);
+    s.apply(&plan(StatMeta::energy_kwh(id, "Null"), rows.clone()))
+        .await
+        .unwrap();
+    let bare = StatRow {
+        state: None,
+        ..rows[1]
+    };
+    s.apply(&plan(StatMeta::energy_kwh(id, "Null"), vec![bare]))
+        .await
+        .unwrap();
+    let back = s
+        .read(id, Table::Hourly, start, start + 3 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(back, vec![rows[0], bare, rows[2]]);
 }
