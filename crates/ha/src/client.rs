@@ -237,16 +237,33 @@ impl HaClient {
     /// command whose connection turns out to be dead (HA restarted since the last request) is
     /// sent once more on a new connection; a write is not, as HA may have run it.
     pub async fn call(&self, command: &str, params: Value) -> Result<Value, HaError> {
-        match self.call_once(command, params.clone()).await {
+        self.call_with_timeout(command, params, self.inner.opts.request_timeout)
+            .await
+    }
+
+    /// [`HaClient::call`] with its own reply timeout. A reply that comes after the timeout is
+    /// dropped; it never reaches another request.
+    pub async fn call_with_timeout(
+        &self,
+        command: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, HaError> {
+        match self.call_once(command, params.clone(), timeout).await {
             Err(HaError::ConnectionLost { reason, .. }) if is_read_only(command) => {
                 tracing::debug!(%command, %reason, "connection lost; sending the read again");
-                self.call_once(command, params).await
+                self.call_once(command, params, timeout).await
             }
             other => other,
         }
     }
 
-    async fn call_once(&self, command: &str, params: Value) -> Result<Value, HaError> {
+    async fn call_once(
+        &self,
+        command: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, HaError> {
         let mut msg = match params {
             Value::Object(m) => m,
             Value::Null => Map::new(),
@@ -282,7 +299,6 @@ impl HaClient {
                 }
             }
         }
-        let timeout = self.inner.opts.request_timeout;
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(HaError::ConnectionLost {

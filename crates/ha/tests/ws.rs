@@ -443,3 +443,43 @@ async fn an_overwrite_without_state_leaves_state_null() {
         .unwrap();
     assert_eq!(back, vec![rows[0], bare, rows[2]]);
 }
+
+#[tokio::test]
+async fn a_late_reply_after_a_timeout_never_reaches_the_next_request() {
+    let Some(ha) = shared_ha() else { return };
+    let c = client(ha);
+    c.connect().await.unwrap();
+    // With tokio's clock paused, the 1 s timeout elapses as soon as the runtime waits for HA:
+    // the reply is certain to come late.
+    tokio::time::pause();
+    let err = c
+        .call_with_timeout(
+            "get_states",
+            serde_json::json!({}),
+            std::time::Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+    tokio::time::resume();
+    assert!(matches!(err, HaError::Timeout { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "HA did not answer get_states within 1 s");
+    // The states list arrives late and is dropped; get_config gets its own reply.
+    for _ in 0..3 {
+        assert_eq!(c.get_config().await.unwrap().time_zone, TIME_ZONE);
+    }
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_unreachable_after_the_connect_timeout() {
+    // A socket that accepts connections and never answers the websocket handshake.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut opts = ClientOptions::new(&url, "t");
+    opts.connect_timeout = std::time::Duration::from_millis(300);
+    let t0 = std::time::Instant::now();
+    let err = HaClient::new(opts).get_config().await.unwrap_err();
+    assert!(matches!(err, HaError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().ends_with("no answer within 0.3 s"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    drop(listener);
+}
