@@ -310,14 +310,20 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn unknown_keys_and_bad_zone_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let toml = dir.path().join("pwsync.toml");
-        std::fs::write(&toml, "sitee = \"x\"\n").unwrap();
-        let e = Config::load(Some(&toml)).unwrap_err().to_string();
-        assert!(e.contains("sitee"), "{e}");
-        std::fs::write(&toml, "time_zone = \"Mars/Base\"\n").unwrap();
-        let e = Config::load(Some(&toml)).unwrap_err().to_string();
-        assert!(e.contains("Mars/Base"), "{e}");
+        // Inside a Jail: the Jail holds a process-wide lock, so the other test's PWSYNC_*
+        // variables cannot leak into this one while they run in parallel.
+        figment::Jail::expect_with(|_jail| {
+            std::fs::write(&toml, "sitee = \"x\"\n").unwrap();
+            let e = Config::load(Some(&toml)).unwrap_err().to_string();
+            assert!(e.contains("sitee"), "{e}");
+            std::fs::write(&toml, "time_zone = \"Mars/Base\"\n").unwrap();
+            let e = Config::load(Some(&toml)).unwrap_err().to_string();
+            assert!(e.contains("Mars/Base"), "{e}");
+            Ok(())
+        });
     }
 }
