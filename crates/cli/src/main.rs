@@ -6,6 +6,7 @@ mod config;
 mod exit;
 mod output;
 mod source;
+mod target;
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -267,7 +267,8 @@ fn backfill_refuses_bad_input_without_writing() {
         &["backfill", "--all", "--target", "ws"],
     );
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not yet implemented"));
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(msg.contains("homeassistant.url"), "{msg}");
     let o = pwsync(
         "http://127.0.0.1:1",
         &["backfill", "--all", "--target", "db"],

@@ -9,7 +9,7 @@ pub enum HaError {
     Unreachable { url: String, reason: String },
     /// `auth_invalid`.
     #[error(
-        "HA rejected the access token: create a long-lived token in your HA profile and set ha.token"
+        "HA rejected the access token: create a long-lived token in your HA profile and set homeassistant.token"
     )]
     InvalidToken,
     /// The token's user may not run an admin-only command (`unauthorized`).

@@ -12,7 +12,7 @@ use crate::types::{Period, StatType, StatisticInfo};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use pwsync_energy::{floor_hour, StatRow, FIVE_MIN, HOUR};
-use pwsync_store::{StatMeta, StatWrite, StatisticsStore, StoreError, Table, WritePlan};
+use pwsync_store::{Shift, StatMeta, StatWrite, StatisticsStore, StoreError, Table, WritePlan};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -283,11 +283,9 @@ impl WsStore {
                 }
             }
         }
-        if !w.shifts.is_empty() && existing.is_none() {
-            return Err(StoreError::Command(format!(
-                "cannot shift the rows of {id}: HA has no such statistic"
-            )));
-        }
+        // A statistic HA does not have yet has no rows to carry along: its shifts are empty
+        // moves (HA would refuse them as unknown statistics).
+        let shifts: &[Shift] = if existing.is_some() { &w.shifts } else { &[] };
         // What the shifted rows hold now, to know what they must hold after.
         let written: BTreeSet<i64> = w.hourly.iter().map(|r| r.start).collect();
         let mut checks = Vec::new();
@@ -296,7 +294,7 @@ impl WsStore {
             (Table::ShortTerm, "shifted 5-minute row"),
         ] {
             let mut probes: Vec<StatRow> = Vec::new();
-            for s in &w.shifts {
+            for s in shifts {
                 let (from, to) = match table {
                     Table::Hourly => (floor_hour(s.from), floor_hour(s.from) + PROBE_HOURS * HOUR),
                     Table::ShortTerm => (s.from, s.from + HOUR),
@@ -313,8 +311,7 @@ impl WsStore {
                 .into_iter()
                 .filter(|r| table == Table::ShortTerm || !written.contains(&r.start))
                 .map(|r| {
-                    let delta: f64 = w
-                        .shifts
+                    let delta: f64 = shifts
                         .iter()
                         .filter(|s| match table {
                             Table::Hourly => floor_hour(s.from) <= r.start,
@@ -342,7 +339,7 @@ impl WsStore {
         let t_send = Instant::now();
         // Shifts first and one at a time: HA queues an adjustment only after an executor job,
         // so a command sent before its reply could be queued ahead of it.
-        for s in &w.shifts {
+        for s in shifts {
             self.client
                 .adjust_sum_statistics(id, s.from, s.delta, "kWh")
                 .await

@@ -237,6 +237,11 @@ impl RecorderDb {
     }
 
     /// The SQLite backup made before the first write, once made.
+    /// The database file, for SQLite.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
+    }
+
     pub fn backup_path(&self) -> Option<PathBuf> {
         self.backup.lock().expect("backup lock").clone()
     }

@@ -3,24 +3,15 @@
 use crate::config::Config;
 use crate::output::table;
 use crate::source::Source;
-use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
+use crate::target::{Opened, TargetArgs};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use pwsync_energy::local::{parse_date, HourRange};
 use pwsync_energy::Field;
 use pwsync_jobs::backfill::Step;
 use pwsync_jobs::range::fmt_ts;
 use pwsync_jobs::{backfill, BackfillOptions, BackfillReport, DateRange, RangeStart};
-use pwsync_recorder::{RecorderDb, RecorderOptions};
 use std::io::IsTerminal;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Target {
-    /// HA's websocket API (HA running).
-    Ws,
-    /// The recorder database directly (HA stopped).
-    Db,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct BackfillArgs {
@@ -45,81 +36,31 @@ pub struct BackfillArgs {
     /// Only these local hours of each day, e.g. 17-21 (17:00 up to 21:00).
     #[arg(long)]
     pub hours: Option<HourRange>,
-    /// Where to write.
-    #[arg(long, value_enum, default_value_t = Target::Ws)]
-    pub target: Target,
-    /// Recorder database URL for --target db (default: homeassistant.recorder_db).
-    #[arg(long)]
-    pub db: Option<String>,
-    /// Write although the recorder's last run did not end cleanly (HA crashed, nothing uses the DB).
-    #[arg(long)]
-    pub allow_unclean_shutdown: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
-    let tz = cfg.tz()?;
-    let range = DateRange {
-        start: match &args.start {
-            Some(s) => RangeStart::Date(parse_date(s)?),
-            None => RangeStart::All,
-        },
-        end: args.end.as_deref().map(parse_date).transpose()?,
-    };
     let fields = if args.fields.is_empty() {
         Field::ALL.to_vec()
     } else {
         args.fields.clone()
     };
-    let opts = BackfillOptions {
-        site: cfg.site.clone(),
-        fields: fields.clone(),
-        range,
-        overwrite: args.overwrite,
-        dry_run: args.dry_run,
-        hours: args.hours,
-        tz,
-        now: chrono::Utc::now().timestamp(),
-    };
-    if args.target == Target::Ws {
-        bail!(
-            "backfill through HA's websocket is not yet implemented: stop HA and use --target db"
-        );
-    }
-    let url = args
-        .db
-        .clone()
-        .or_else(|| {
-            cfg.homeassistant
-                .recorder_db
-                .as_ref()
-                .map(|s| s.expose().to_string())
-        })
-        .context(
-            "--target db needs a recorder database: pass --db URL or set homeassistant.recorder_db",
-        )?;
     let source = Source::from_config(cfg)?;
-    source.client.check_source(&source.map, &fields).await?;
-    let store = RecorderDb::open_with(
-        &url,
-        RecorderOptions {
-            read_only: args.dry_run,
-            allow_unclean_shutdown: args.allow_unclean_shutdown,
-        },
-    )
-    .await?;
-    if !args.dry_run && !args.json {
-        eprintln!("{}", store.backup_note());
-    }
-    let report = run_job(&source, &store, &opts).await;
-    store.close().await;
-    let report = report?;
+    let target = Opened::open(&args.target, cfg, args.dry_run).await?;
+    let result = match source.client.check_source(&source.map, &fields).await {
+        Ok(()) => backfill_into(&args, cfg, &source, &target, fields).await,
+        Err(e) => Err(e.into()),
+    };
+    target.close().await;
+    let report = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report, tz);
-        if let Some(b) = store.backup_path() {
+        print_report(&report, target.tz);
+        if let Some(b) = target.backup_path() {
             println!(
                 "Backup of the recorder database before writing: {}",
                 b.display()
@@ -127,6 +68,39 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn backfill_into(
+    args: &BackfillArgs,
+    cfg: &Config,
+    source: &Source,
+    target: &Opened,
+    fields: Vec<Field>,
+) -> Result<BackfillReport> {
+    let range = DateRange {
+        start: match &args.start {
+            Some(s) => RangeStart::Date(parse_date(s)?),
+            None => RangeStart::All,
+        },
+        end: args.end.as_deref().map(parse_date).transpose()?,
+    };
+    let opts = BackfillOptions {
+        site: cfg.site.clone(),
+        fields,
+        range,
+        overwrite: args.overwrite,
+        dry_run: args.dry_run,
+        hours: args.hours,
+        tz: target.tz,
+        now: chrono::Utc::now().timestamp(),
+    };
+    if !args.dry_run && !args.json {
+        if let Some(note) = target.backup_note() {
+            eprintln!("{note}");
+        }
+    }
+    tracing::info!(zone = %target.tz.name(), from = target.tz_source, "local days");
+    run_job(source, target.store(), &opts).await
 }
 
 /// The job with a progress spinner on a terminal.

@@ -1,0 +1,518 @@
+//! `pwsync backfill` end to end against a real Home Assistant 2025.4.4 and a real InfluxDB:
+//! through HA's websocket (HA running), and through the recorder database (HA stopped) on
+//! SQLite, MariaDB and PostgreSQL. The chain HA already holds is imported by HA itself, as a
+//! compiled live sensor would have left it.
+
+use pwsync_energy::local::local_day_range;
+use pwsync_energy::{Field, StatRow, HOUR};
+use pwsync_ha::{ClientOptions, HaClient, Period, StatType};
+use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
+use pwsync_store::StatMeta;
+use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use pwsync_testkit::influxd::InfluxServer;
+use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer};
+use pwsync_testkit::Missing;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const ZONE: &str = "America/Los_Angeles";
+const HOME: &str = "sensor.powerwall_home_usage";
+
+fn tz() -> chrono_tz::Tz {
+    ZONE.parse().unwrap()
+}
+
+fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(m) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: {m}");
+            None
+        }
+        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
+    }
+}
+
+/// The servers a scenario needs, or `None` to skip where they are truly absent.
+fn servers() -> Option<InfluxServer> {
+    ha::venv_or_skip()?;
+    match InfluxServer::start() {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: {e}");
+            None
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// Run pwsync with only the environment given here (plus PATH/HOME).
+fn pwsync(env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwsync"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(o: Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "pwsync failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn date(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn day_start(s: &str) -> i64 {
+    local_day_range(date(s), tz()).0
+}
+
+/// pwsync's hourly energy from InfluxDB (kWh per hour start; only hours with data), which the
+/// influx crate's tests check against independent trapezoids and InfluxDB's own integral().
+async fn influx_hourly(url: &str, field: Field, start: i64, end: i64) -> BTreeMap<i64, f64> {
+    let client = InfluxClient::new(InfluxConfig {
+        url: url.to_string(),
+        ..InfluxConfig::default()
+    })
+    .unwrap();
+    let e = client
+        .energy(&FieldMap::default(), &[field], start, end, HOUR, 300)
+        .await
+        .unwrap();
+    e[&field]
+        .buckets
+        .iter()
+        .filter(|b| b.covered > 0)
+        .map(|b| (b.start, b.wh / 1000.0))
+        .collect()
+}
+
+fn ha_client(ha: &HaInstance) -> HaClient {
+    HaClient::new(ClientOptions::new(&ha.url(), ha.token()))
+}
+
+/// Hourly rows of `id` as HA itself reports them (`change`, `sum`, `state`, kWh).
+async fn ha_rows(c: &HaClient, id: &str, start: i64, end: i64) -> Vec<pwsync_ha::StatValue> {
+    let mut m = c
+        .statistics_during_period(
+            start,
+            end,
+            &[id.to_string()],
+            Period::Hour,
+            &[StatType::Change, StatType::Sum, StatType::State],
+            Some("kWh"),
+        )
+        .await
+        .unwrap();
+    m.remove(id).unwrap_or_default()
+}
+
+/// The chain HA holds when the live sensor has been compiled for a while: `days` local days
+/// from `first_day`, each hour's change InfluxDB's energy plus 2 % (so that keeping it is
+/// visible), sum from 0, state a meter far from pwsync's. Imported by HA and waited for.
+async fn seed_compiled_chain(
+    c: &HaClient,
+    influx_url: &str,
+    first_day: &str,
+    days: u64,
+) -> Vec<StatRow> {
+    let start = day_start(first_day);
+    let end = local_day_range(date(first_day) + chrono::Days::new(days - 1), tz()).1;
+    let energy = influx_hourly(influx_url, Field::Home, start, end).await;
+    let (mut sum, mut meter) = (0.0, 90_000.0);
+    let rows: Vec<StatRow> = energy
+        .iter()
+        .map(|(t, kwh)| {
+            let change = kwh * 1.02 + 0.001;
+            sum += change;
+            meter += change;
+            StatRow {
+                start: *t,
+                state: Some(meter),
+                sum: Some(sum),
+            }
+        })
+        .collect();
+    c.import_statistics(&StatMeta::energy_kwh(HOME, "Home usage"), &rows)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ha_rows(c, HOME, start, end).await.len() < rows.len() {
+        assert!(
+            Instant::now() < deadline,
+            "HA did not write the seeded chain"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rows
+}
+
+fn changes(rows: &[StatRow]) -> Vec<(i64, f64)> {
+    let mut prev = 0.0;
+    rows.iter()
+        .map(|r| {
+            let s = r.sum.unwrap();
+            let c = (r.start, s - prev);
+            prev = s;
+            c
+        })
+        .collect()
+}
+
+/// Every backfilled hour of `field` in `[start, end)` equals InfluxDB's energy within 1 Wh, and
+/// no hour outside the data exists.
+fn assert_hours_match(
+    what: &str,
+    got: &[(i64, f64)],
+    want: &BTreeMap<i64, f64>,
+    start: i64,
+    end: i64,
+) {
+    let got: BTreeMap<i64, f64> = got
+        .iter()
+        .filter(|(t, _)| *t >= start && *t < end)
+        .copied()
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{what}: the hours written are the hours with data"
+    );
+    for (t, kwh) in &got {
+        assert!(
+            (kwh - want[t]).abs() < 0.001,
+            "{what} hour {t}: HA {kwh} kWh vs InfluxDB {} kWh",
+            want[t]
+        );
+    }
+}
+
+/// The chain's hours from `chain[0]` on still have their seeded changes: nothing after the
+/// backfilled range moved, and the seam hour has no spike.
+fn assert_chain_kept(what: &str, got: &[(i64, f64)], chain: &[StatRow]) {
+    let seeded = changes(chain);
+    let got: BTreeMap<i64, f64> = got.iter().copied().collect();
+    for (i, (t, c)) in seeded.iter().enumerate() {
+        let g = got[t];
+        assert!(
+            (g - c).abs() < 1e-6,
+            "{what}: chain hour {i} ({t}) changed from {c} to {g} kWh"
+        );
+    }
+}
+
+fn local_day_rows(rows: &[(i64, f64)], day: &str) -> usize {
+    let (s, e) = local_day_range(date(day), tz());
+    rows.iter().filter(|(t, _)| *t >= s && *t < e).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_backfill_of_a_year_is_exact_keeps_the_chain_and_is_idempotent() {
+    let Some(influx) = servers() else { return };
+    let iurl = influx.url();
+    // A zone other than HA's in pwsync's configuration: local days must come from HA.
+    let sim_env = [
+        ("PWSYNC_INFLUXDB__URL", iurl.clone()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+    ];
+    ok(pwsync(
+        &sim_env,
+        &[
+            "simulate",
+            "--start",
+            "2025-01-01",
+            "--days",
+            "365",
+            "--seed",
+            "11",
+        ],
+    ));
+    let mut ha = HaInstance::start(HaOptions::default().with_time_zone(ZONE)).unwrap();
+    let c = ha_client(&ha);
+    let env = [
+        ("PWSYNC_INFLUXDB__URL", iurl.clone()),
+        ("PWSYNC_TIME_ZONE", "Asia/Tokyo".to_string()),
+        ("PWSYNC_HOMEASSISTANT__URL", ha.url()),
+        ("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()),
+    ];
+    let chain = seed_compiled_chain(&c, &iurl, "2025-12-18", 14).await;
+    let (year_start, year_end) = (day_start("2025-01-01"), day_start("2026-01-01"));
+    let read_all = || async {
+        let mut all = Vec::new();
+        for f in Field::ALL {
+            let id = format!("sensor.powerwall_{}", f.sensor_key());
+            all.push(ha_rows(&c, &id, year_start, year_end).await);
+        }
+        all
+    };
+    let before = read_all().await;
+
+    let args = [
+        "backfill",
+        "--start",
+        "2025-01-01",
+        "--end",
+        "2025-12-17",
+        "--overwrite",
+        "--json",
+    ];
+    let dry = ok(pwsync(&env, &[&args[..], &["--dry-run"]].concat()));
+    assert!(dry["rows"].as_u64().unwrap() > 6 * 8000, "{dry}");
+    assert_eq!(read_all().await, before, "a dry run changes nothing in HA");
+
+    let t0 = Instant::now();
+    let first = ok(pwsync(&env, &args));
+    eprintln!(
+        "websocket backfill: {} rows in {:.1} s",
+        first["rows"],
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        first["rows"], dry["rows"],
+        "the dry run reported the real run"
+    );
+
+    let chain_start = chain[0].start;
+    for f in Field::ALL {
+        let id = format!("sensor.powerwall_{}", f.sensor_key());
+        let rows = ha_rows(&c, &id, year_start, year_end).await;
+        // HA's own `change` of every row after the first, and the first row's sum.
+        let got: Vec<(i64, f64)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let change = if i == 0 {
+                    r.sum.unwrap()
+                } else {
+                    r.change.unwrap()
+                };
+                (r.start_secs(), change)
+            })
+            .collect();
+        let want = influx_hourly(&iurl, f, year_start, chain_start).await;
+        assert_hours_match(&id, &got, &want, year_start, chain_start);
+        if f == Field::Home {
+            assert_chain_kept(&id, &got, &chain);
+            let seam = got.iter().position(|(t, _)| *t == chain_start).unwrap();
+            assert!(
+                got[seam].1 < 20.0 && got[seam].1 > 0.0,
+                "no spike at the seam: {}",
+                got[seam].1
+            );
+        }
+        assert_eq!(local_day_rows(&got, "2025-03-09"), 23, "{id}: spring day");
+        assert_eq!(local_day_rows(&got, "2025-11-02"), 25, "{id}: autumn day");
+        assert!(got.iter().all(|(_, c)| *c >= 0.0), "{id}: no negative hour");
+    }
+
+    let after_first = read_all().await;
+    let second = ok(pwsync(&env, &args));
+    assert_eq!(second["rows"], 0, "a second identical run writes nothing");
+    assert_eq!(read_all().await, after_first);
+    ha.stop_async().await.unwrap();
+}
+
+/// The recorder database a scenario writes to with HA stopped.
+enum Db {
+    /// HA's default file in its config dir.
+    Sqlite,
+    /// A server: HA's `db_url` (names a Python driver) and pwsync's URL of the same database.
+    Server { ha: String, pwsync: String },
+}
+
+/// Every row of the statistics tables, hashed: equal hashes mean nothing was written.
+async fn checksum(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let mut h = Sha256::new();
+    for sql in [
+        "SELECT id, statistic_id, source, unit_of_measurement, CASE WHEN has_sum THEN 1 ELSE 0 END, name FROM statistics_meta ORDER BY id",
+        "SELECT id, metadata_id, start_ts, state, sum, created_ts FROM statistics ORDER BY id",
+        "SELECT id, metadata_id, start_ts, state, sum, created_ts FROM statistics_short_term ORDER BY id",
+    ] {
+        for row in sqlx::query(sql).fetch_all(&pool).await.unwrap() {
+            for i in 0..row.len() {
+                let v = row
+                    .try_get::<Option<f64>, _>(i)
+                    .map(|v| format!("{v:?}"))
+                    .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
+                    .or_else(|_| row.try_get::<Option<i32>, _>(i).map(|v| format!("{v:?}")))
+                    .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| format!("{v:?}")))
+                    .or_else(|_| row.try_get::<Option<String>, _>(i).map(|v| format!("{v:?}")))
+                    .unwrap_or_else(|e| panic!("column {i} of {sql}: {e}"));
+                h.update(v.as_bytes());
+                h.update(b"|");
+            }
+        }
+    }
+    pool.close().await;
+    format!("{:x}", h.finalize())
+}
+
+fn sha_file(p: &std::path::Path) -> String {
+    format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// Hourly `(start, change)` of `id` from the recorder database itself.
+async fn db_changes(url: &str, id: &str) -> Vec<(i64, f64)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT s.start_ts, s.sum FROM statistics s JOIN statistics_meta m ON m.id = s.metadata_id \
+         WHERE m.statistic_id = '{id}' ORDER BY s.start_ts"
+    );
+    let rows: Vec<StatRow> = sqlx::query(&sql)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| StatRow {
+            start: r.get::<f64, _>(0) as i64,
+            state: None,
+            sum: Some(r.get::<f64, _>(1)),
+        })
+        .collect();
+    pool.close().await;
+    changes(&rows)
+}
+
+/// The recorder-database path on one engine: HA (running on that database) imports a compiled
+/// chain; pwsync refuses to write while HA runs; with HA stopped a dry run changes no byte,
+/// an overwrite of the earlier range matches InfluxDB, keeps the chain and has no seam spike,
+/// and a second run writes nothing.
+async fn recorder_scenario(db: Db) {
+    let Some(influx) = servers() else { return };
+    let iurl = influx.url();
+    let base_env = vec![
+        ("PWSYNC_INFLUXDB__URL", iurl.clone()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+    ];
+    ok(pwsync(
+        &base_env,
+        &[
+            "simulate",
+            "--start",
+            "2025-10-10",
+            "--days",
+            "40",
+            "--seed",
+            "3",
+        ],
+    ));
+    let mut ha = HaInstance::start(HaOptions {
+        recorder_db_url: match &db {
+            Db::Sqlite => None,
+            Db::Server { ha, .. } => Some(ha.clone()),
+        },
+        ..HaOptions::default().with_time_zone(ZONE)
+    })
+    .unwrap();
+    let url = match &db {
+        Db::Sqlite => format!("sqlite://{}", ha.db_path().display()),
+        Db::Server { pwsync, .. } => pwsync.clone(),
+    };
+    let chain = seed_compiled_chain(&ha_client(&ha), &iurl, "2025-11-12", 7).await;
+
+    let mut env = base_env.clone();
+    env.push(("PWSYNC_HOMEASSISTANT__RECORDER_DB", url.clone()));
+    let args = [
+        "backfill",
+        "--start",
+        "2025-10-10",
+        "--end",
+        "2025-11-11",
+        "--overwrite",
+        "--target",
+        "db",
+        "--json",
+    ];
+    let with_ha = pwsync(&env, &args);
+    assert!(!with_ha.status.success(), "refused while HA runs");
+    let msg = String::from_utf8_lossy(&with_ha.stderr);
+    assert!(msg.contains("running"), "{msg}");
+    assert_eq!(msg.trim().lines().count(), 1, "one line: {msg}");
+    let seeded = db_changes(&url, HOME).await;
+    assert_eq!(seeded.len(), chain.len(), "nothing written while HA ran");
+
+    ha.stop_async().await.unwrap();
+    let fingerprint = || async {
+        match &db {
+            Db::Sqlite => sha_file(&ha.db_path()),
+            Db::Server { .. } => checksum(&url).await,
+        }
+    };
+    let before = fingerprint().await;
+    let dry = ok(pwsync(&env, &[&args[..], &["--dry-run"]].concat()));
+    assert!(dry["rows"].as_u64().unwrap() > 6 * 700, "{dry}");
+    assert_eq!(fingerprint().await, before, "a dry run writes nothing");
+
+    let first = ok(pwsync(&env, &args));
+    assert_eq!(first["rows"], dry["rows"]);
+    let (start, chain_start) = (day_start("2025-10-10"), chain[0].start);
+    for f in Field::ALL {
+        let id = format!("sensor.powerwall_{}", f.sensor_key());
+        let got = db_changes(&url, &id).await;
+        let want = influx_hourly(&iurl, f, start, chain_start).await;
+        assert_hours_match(&id, &got, &want, start, chain_start);
+        assert_eq!(local_day_rows(&got, "2025-11-02"), 25, "{id}: autumn day");
+        assert!(got.iter().all(|(_, c)| *c >= 0.0), "{id}: no negative hour");
+    }
+    assert_chain_kept(HOME, &db_changes(&url, HOME).await, &chain);
+
+    let after_first = fingerprint().await;
+    let second = ok(pwsync(&env, &args));
+    assert_eq!(second["rows"], 0, "a second identical run writes nothing");
+    assert_eq!(fingerprint().await, after_first);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recorder_backfill_on_sqlite() {
+    recorder_scenario(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recorder_backfill_on_mariadb() {
+    let Some(_) = or_skip(MariaDbServer::available()) else {
+        return;
+    };
+    let server = MariaDbServer::start().unwrap();
+    recorder_scenario(Db::Server {
+        ha: server.ha_db_url(),
+        pwsync: server.url(),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recorder_backfill_on_postgresql() {
+    let Some(_) = or_skip(PostgresServer::available()) else {
+        return;
+    };
+    let server = PostgresServer::start().unwrap();
+    recorder_scenario(Db::Server {
+        ha: server.ha_db_url(),
+        pwsync: server.url(),
+    })
+    .await;
+}
