@@ -58,7 +58,9 @@ pub struct BackfillReport {
     /// Gaps (longer than the gap limit) inside the range, from the first field.
     pub gaps: Vec<Gap>,
     pub rows: usize,
+    /// The whole job, and of it the writing (everything else is reading and planning).
     pub seconds: f64,
+    pub write_seconds: f64,
 }
 
 /// A step of the job, for a progress bar.
@@ -115,10 +117,12 @@ pub async fn backfill(
         })
         .unwrap_or_default();
 
+    let t_write = Instant::now();
     if !opts.dry_run && !plan.is_empty() {
         progress(Step::Writing(plan.row_count()));
         store.apply(&plan).await?;
     }
+    let write_seconds = t_write.elapsed().as_secs_f64();
     let report = BackfillReport {
         start,
         end,
@@ -129,6 +133,7 @@ pub async fn backfill(
         fields: reports,
         gaps,
         seconds: t0.elapsed().as_secs_f64(),
+        write_seconds,
     };
     Ok((report, plan))
 }
