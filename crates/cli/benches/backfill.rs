@@ -137,7 +137,11 @@ async fn main() {
         .envs(base.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
-    assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
     println!("{years} year(s) of simulated 1-minute data in InfluxDB; {runs} run(s) each");
 
     // (b) the recorder database, HA stopped: a fresh copy of HA's schema for every run.

@@ -11,7 +11,6 @@ pub const USAGE: u8 = 2;
 #[allow(dead_code)]
 pub const PROBLEMS_FOUND: u8 = 3;
 /// `migrate`: phase 1 migrated and is kept; phase 2 (the InfluxDB backfill) failed.
-#[allow(dead_code)]
 pub const MIGRATED_BACKFILL_FAILED: u8 = 4;
 /// The command exists in the interface but is not implemented in this version.
 pub const NOT_IMPLEMENTED: u8 = 5;

@@ -61,7 +61,6 @@ impl Opened {
     }
 
     /// The websocket client, when writing through HA.
-    #[allow(dead_code)] // the migrate command (next) discovers its sources through it
     pub fn ha(&self) -> Option<&HaClient> {
         match &self.kind {
             OpenedKind::Ws(s) => Some(s.client()),
@@ -73,6 +72,14 @@ impl Opened {
     pub fn backup_note(&self) -> Option<String> {
         match &self.kind {
             OpenedKind::Db(d) => Some(d.backup_note()),
+            OpenedKind::Ws(_) => None,
+        }
+    }
+
+    /// The recorder database file, for SQLite.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match &self.kind {
+            OpenedKind::Db(d) => d.sqlite_file(),
             OpenedKind::Ws(_) => None,
         }
     }

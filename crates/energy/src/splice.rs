@@ -163,15 +163,22 @@ pub fn splice(input: &SpliceInput<'_>) -> SplicePlan {
 /// What a store holds after applying `plan` to the hourly rows `existing`: shifts first, then
 /// upserts. Used by property tests and to preview a dry run.
 pub fn apply_plan(existing: &[StatRow], plan: &SplicePlan) -> Vec<StatRow> {
-    apply(existing, &plan.shifts, &plan.rows, HOUR)
+    apply_writes(existing, &plan.shifts, &plan.rows, HOUR)
 }
 
 /// The same for 5-minute rows: shifts apply to rows with `start >= from` (not floored).
 pub fn apply_short_term(existing: &[StatRow], shifts: &[Shift], rows: &[StatRow]) -> Vec<StatRow> {
-    apply(existing, shifts, rows, FIVE_MIN)
+    apply_writes(existing, shifts, rows, FIVE_MIN)
 }
 
-fn apply(existing: &[StatRow], shifts: &[Shift], rows: &[StatRow], period: i64) -> Vec<StatRow> {
+/// What a table of `period` rows holds after `shifts` then `rows` (upserts) are applied to
+/// `existing`: the store semantics, for previews of plans that are never written.
+pub fn apply_writes(
+    existing: &[StatRow],
+    shifts: &[Shift],
+    rows: &[StatRow],
+    period: i64,
+) -> Vec<StatRow> {
     let mut out: BTreeMap<i64, StatRow> = existing.iter().map(|r| (r.start, *r)).collect();
     let mut shifts: Vec<(i64, f64)> = shifts
         .iter()

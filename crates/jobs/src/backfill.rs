@@ -5,12 +5,12 @@
 //! has no jump. Every write goes through `splice`, so whatever chain existed stays continuous.
 
 use crate::range::DateRange;
+use crate::write::splice_into;
 use crate::{EnergySource, JobError};
 use chrono_tz::Tz;
 use pwsync_energy::local::HourRange;
-use pwsync_energy::splice::{splice, splice_short_term, SpliceInput};
-use pwsync_energy::{floor_hour, Field, Gap, Integration, StatRow, HOUR};
-use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
+use pwsync_energy::{floor_hour, Field, Gap, Integration, HOUR};
+use pwsync_store::{StatMeta, StatWrite, StatisticsStore, WritePlan};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -166,47 +166,23 @@ async fn plan_field(
         states.push(meter_kwh);
     }
 
-    let mut existing: Vec<StatRow> = store
-        .last_before(&statistic_id, Table::Hourly, start)
-        .await?
-        .into_iter()
-        .collect();
-    existing.extend(store.read(&statistic_id, Table::Hourly, start, end).await?);
-    let sp = splice(&SpliceInput {
-        existing: &existing,
-        energy: &energy,
-        states: &states,
-        overwrite: opts.overwrite,
-    });
-    let short_term = if store.writes_short_term() && !sp.rows.is_empty() {
-        let old_short = store
-            .read(&statistic_id, Table::ShortTerm, start, end)
-            .await?;
-        splice_short_term(&old_short, &existing, &sp)
-    } else {
-        Vec::new()
-    };
+    let meta = StatMeta::energy_kwh(&statistic_id, &meter_name(field));
+    let sp = splice_into(store, meta, start, end, &energy, &states, opts.overwrite).await?;
     let report = FieldReport {
         field,
         statistic_id: statistic_id.clone(),
         hours_with_data: energy.len(),
         incomplete_hours: incomplete,
-        rows_written: sp.rows.len(),
+        rows_written: sp.write.hourly.len(),
         kept_existing: sp.kept_existing,
         unchanged: sp.unchanged,
-        shifts: sp.shifts.len(),
-        short_term_rows: short_term.len(),
+        shifts: sp.write.shifts.len(),
+        short_term_rows: sp.write.short_term.len(),
         kwh: energy.iter().map(|(_, e)| e).sum(),
     };
-    let write = StatWrite {
-        meta: StatMeta::energy_kwh(&statistic_id, &meter_name(field)),
-        shifts: sp.shifts,
-        hourly: sp.rows,
-        short_term,
-    };
-    Ok((write, report))
+    Ok((sp.write, report))
 }
 
-fn meter_name(field: Field) -> String {
+pub(crate) fn meter_name(field: Field) -> String {
     format!("Powerwall {}", field.display_name().to_lowercase())
 }

@@ -3,8 +3,10 @@
 //! only reports it).
 
 pub mod backfill;
+pub mod migrate;
 pub mod range;
 pub mod source;
+pub mod write;
 
 pub use backfill::{backfill, BackfillOptions, BackfillReport, FieldReport};
 pub use range::{compiled_limit, DateRange, RangeStart};

@@ -4,6 +4,10 @@
 //! database, HA stopped). Jobs compute a [`WritePlan`] with the pure core, print it on a dry run,
 //! and hand it to [`StatisticsStore::apply`] otherwise.
 
+mod overlay;
+
+pub use overlay::Overlay;
+
 use async_trait::async_trait;
 pub use pwsync_energy::splice::Shift;
 use pwsync_energy::StatRow;

@@ -3,6 +3,7 @@
 pub mod backfill;
 mod demo;
 pub mod energy;
+pub mod migrate;
 mod simulate;
 
 use crate::config::Config;
@@ -25,7 +26,7 @@ pub enum Command {
     /// Historical InfluxDB energy into HA's long-term statistics.
     Backfill(backfill::BackfillArgs),
     /// Teslemetry (and other Tesla integrations') statistics onto pwsync's sensors, then backfill.
-    Migrate(NotYet),
+    Migrate(migrate::MigrateArgs),
     /// Find spikes, negative hours, gaps and disagreements with InfluxDB.
     Check(NotYet),
     /// Fix what `check` finds.
@@ -56,8 +57,8 @@ pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
             backfill::run(a, &Config::load(config)?).await?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Migrate(a) => return migrate::run(a, &Config::load(config)?).await,
         Command::Serve(_) => "serve",
-        Command::Migrate(_) => "migrate",
         Command::Check(_) => "check",
         Command::Repair(_) => "repair",
         Command::Doctor(_) => "doctor",
