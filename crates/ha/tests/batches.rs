@@ -1,6 +1,6 @@
-//! How fast WsStore writes through a real HA, and where the time goes. The default test writes
-//! 30 days × 6 meters; the ignored one the full 3 years × 6 meters pwsync imports on first use:
-//! `cargo test -p pwsync-ha --release --test throughput -- --ignored --nocapture`.
+//! A month of six meters through WsStore in one plan (six statistics, several import batches),
+//! read back whole; the time split is printed for information. The measurement of 3 years is
+//! `cargo bench -p pwsync --bench backfill`.
 
 mod common;
 
@@ -64,10 +64,4 @@ async fn write_days(days: usize, tag: &str) {
 #[tokio::test]
 async fn apply_30_days_of_6_meters() {
     write_days(30, "tp30").await;
-}
-
-#[tokio::test]
-#[ignore = "about 160k rows: a measurement, run on demand"]
-async fn apply_3_years_of_6_meters() {
-    write_days(3 * 365, "tp3y").await;
 }
