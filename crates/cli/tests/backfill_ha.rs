@@ -11,6 +11,7 @@ use pwsync_energy::{Field, StatRow};
 use pwsync_ha::HaClient;
 use pwsync_store::StatMeta;
 use pwsync_testkit::ha::{HaInstance, HaOptions};
+use pwsync_testkit::or_skip;
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -175,19 +176,7 @@ async fn websocket_backfill_of_a_year_is_exact_keeps_the_chain_and_is_idempotent
     for f in Field::ALL {
         let id = format!("sensor.powerwall_{}", f.sensor_key());
         let rows = ha_rows(&c, &id, year_start, year_end).await;
-        // HA's own `change` of every row after the first, and the first row's sum.
-        let got: Vec<(i64, f64)> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let change = if i == 0 {
-                    r.sum.unwrap()
-                } else {
-                    r.change.unwrap()
-                };
-                (r.start_secs(), change)
-            })
-            .collect();
+        let got = ha_changes(&rows);
         let want = influx_hourly(&iurl, f, year_start, chain_start).await;
         assert_hours_match(&id, &got, &want, year_start, chain_start);
         if f == Field::Home {
@@ -221,12 +210,7 @@ enum Db {
 
 /// Hourly `(start, change)` of `id` from the recorder database itself.
 async fn db_changes(url: &str, id: &str) -> Vec<(i64, f64)> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
+    let pool = any_pool(url).await;
     let sql = format!(
         "SELECT s.start_ts, s.sum FROM statistics s JOIN statistics_meta m ON m.id = s.metadata_id \
          WHERE m.statistic_id = '{id}' ORDER BY s.start_ts"

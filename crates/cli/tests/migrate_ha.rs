@@ -202,18 +202,8 @@ async fn all_rows(c: &HaClient, id: &str) -> Vec<pwsync_ha::StatValue> {
 
 /// `(hour, change)` of a pwsync meter as HA reports it; the first row's change is its sum.
 async fn meter_changes(c: &HaClient, field: Field) -> BTreeMap<i64, f64> {
-    all_rows(c, &target(field))
-        .await
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let change = if i == 0 {
-                r.sum.unwrap()
-            } else {
-                r.change.unwrap()
-            };
-            (r.start_secs(), change)
-        })
+    ha_changes(&all_rows(c, &target(field)).await)
+        .into_iter()
         .collect()
 }
 

@@ -8,19 +8,8 @@ use pwsync_energy::HOUR;
 use pwsync_ha::{ClientOptions, HaClient, WsStore};
 use pwsync_store::{Shift, StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use pwsync_testkit::or_skip;
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer};
-use pwsync_testkit::Missing;
-
-fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(m) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {m}");
-            None
-        }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
-    }
-}
 
 async fn write_shift_and_read(db_url: String) {
     let mut instance = HaInstance::start(HaOptions {

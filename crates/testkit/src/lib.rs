@@ -9,4 +9,4 @@ pub mod influxd;
 pub mod process;
 pub mod sqlservers;
 
-pub use process::{free_port, require, wait_for_port, Missing, ServerProcess};
+pub use process::{free_port, or_skip, require, wait_for_port, Missing, ServerProcess};

@@ -7,7 +7,6 @@ use pwsync_ha::{ClientOptions, HaClient, Period, StatType};
 use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
 use pwsync_testkit::ha::{self, HaInstance};
 use pwsync_testkit::influxd::InfluxServer;
-use pwsync_testkit::Missing;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -17,17 +16,6 @@ pub const ZONE: &str = "America/Los_Angeles";
 
 pub fn tz() -> chrono_tz::Tz {
     ZONE.parse().unwrap()
-}
-
-pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(m) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {m}");
-            None
-        }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
-    }
 }
 
 /// The servers a scenario needs, or `None` to skip where they are truly absent.
@@ -116,12 +104,7 @@ pub async fn ha_rows(c: &HaClient, id: &str, start: i64, end: i64) -> Vec<pwsync
 
 /// Every row of the statistics tables, hashed: equal hashes mean nothing was written.
 pub async fn checksum(url: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
+    let pool = any_pool(url).await;
     let mut h = Sha256::new();
     for sql in [
         "SELECT id, statistic_id, source, unit_of_measurement, CASE WHEN has_sum THEN 1 ELSE 0 END, name FROM statistics_meta ORDER BY id",
@@ -161,4 +144,30 @@ pub fn changes(rows: &[StatRow]) -> Vec<(i64, f64)> {
             c
         })
         .collect()
+}
+
+/// `(hour, change)` of rows as HA reports them; the first row's change is its sum (HA counts a
+/// statistic from 0).
+pub fn ha_changes(rows: &[pwsync_ha::StatValue]) -> Vec<(i64, f64)> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let change = if i == 0 {
+                r.sum.unwrap()
+            } else {
+                r.change.unwrap()
+            };
+            (r.start_secs(), change)
+        })
+        .collect()
+}
+
+/// One raw connection to a recorder database of any engine, beside pwsync's own.
+pub async fn any_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap()
 }

@@ -73,18 +73,7 @@ pub fn ensure_driver(hass: &Path, module: &str, package: &str) -> Result<()> {
     Ok(())
 }
 
-/// `Some(value)`, or `None` to skip when something is not installed and CI is unset.
-pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(m) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {m}");
-            None
-        }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
-    }
-}
-
+pub use pwsync_testkit::or_skip;
 /// A real Home Assistant on loopback with `recorder: db_url`, stopped (SIGTERM) on drop.
 pub struct Hass {
     process: ServerProcess,
