@@ -275,3 +275,39 @@ fn backfill_refuses_bad_input_without_writing() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("recorder_db"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_schema_version_is_refused_before_influxdb_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("home-assistant_v2.db");
+    {
+        let mut c = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(SCHEMA).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO schema_changes (schema_version, changed) VALUES (99, '2030-01-01 00:00:00')",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let before = sha(&db);
+    let dburl = format!("sqlite://{}", db.display());
+    // No InfluxDB at all: the refusal comes first and is about the database.
+    let o = pwsync(
+        "http://127.0.0.1:1",
+        &["backfill", "--all", "--target", "db", "--db", &dburl],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        msg.contains("schema version 99") && msg.contains("update pwsync"),
+        "{msg}"
+    );
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+    assert_eq!(sha(&db), before, "nothing written");
+}
