@@ -163,13 +163,27 @@ async fn open_db(args: &TargetArgs, cfg: &Config, dry_run: bool) -> Result<Opene
     })
 }
 
-/// HA keeps its zone in `.storage/core.config` beside the default SQLite recorder file; with HA
-/// stopped that is the best source of the zone HA uses for its local days.
+/// HA's zone with HA stopped, from its config directory beside the default SQLite recorder
+/// file: `time_zone:` in `configuration.yaml` (which wins in HA), else `.storage/core.config`
+/// (where the UI keeps it).
 fn zone_beside(db_file: &Path) -> Option<Tz> {
-    let core = db_file.parent()?.join(".storage").join("core.config");
-    let text = std::fs::read_to_string(core).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.pointer("/data/time_zone")?.as_str()?.parse().ok()
+    let dir = db_file.parent()?;
+    zone_in_yaml(&dir.join("configuration.yaml")).or_else(|| {
+        let text = std::fs::read_to_string(dir.join(".storage").join("core.config")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v.pointer("/data/time_zone")?.as_str()?.parse().ok()
+    })
+}
+
+/// An indented `time_zone: Zone/Name` line (under `homeassistant:`); `!secret` and the like are
+/// not zones and are ignored.
+fn zone_in_yaml(file: &Path) -> Option<Tz> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(|c: char| c.is_whitespace())?.trim_start();
+        let value = rest.strip_prefix("time_zone:")?.trim();
+        value.trim_matches(|c| c == '"' || c == '\'').parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -188,5 +202,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(zone_beside(&db), Some(chrono_tz::America::Denver));
+        // configuration.yaml wins, as in HA.
+        std::fs::write(
+            dir.path().join("configuration.yaml"),
+            "homeassistant:\n  name: Home\n  time_zone: \"Europe/Berlin\"\nrecorder:\n",
+        )
+        .unwrap();
+        assert_eq!(zone_beside(&db), Some(chrono_tz::Europe::Berlin));
     }
 }
