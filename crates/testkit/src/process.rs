@@ -103,12 +103,18 @@ impl ServerProcess {
 
     /// Stop the process by its PID: SIGTERM, wait up to 10 s, then SIGKILL.
     pub fn stop(&mut self) {
+        self.stop_within(Duration::from_secs(10));
+    }
+
+    /// SIGTERM, then SIGKILL if the process has not exited after `grace` (a loaded machine can
+    /// make a clean shutdown slow; a kill leaves state behind that later checks trip over).
+    pub fn stop_within(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else {
             return;
         };
         let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return;

@@ -181,7 +181,7 @@ impl Hass {
 
     /// SIGTERM and wait: HA closes its recorder run and checkpoints SQLite.
     pub fn stop(&mut self) {
-        self.process.stop();
+        self.process.stop_within(Duration::from_secs(120));
     }
 }
 
