@@ -3,122 +3,18 @@
 //! SQLite, MariaDB and PostgreSQL. The chain HA already holds is imported by HA itself, as a
 //! compiled live sensor would have left it.
 
+mod common;
+
+use common::*;
 use pwsync_energy::local::local_day_range;
-use pwsync_energy::{Field, StatRow, HOUR};
-use pwsync_ha::{ClientOptions, HaClient, Period, StatType};
-use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
-use pwsync_store::StatMeta;
-use pwsync_testkit::ha::{self, HaInstance, HaOptions};
-use pwsync_testkit::influxd::InfluxServer;
+use pwsync_energy::{Field, StatRow};
+use pwsync_ha::HaClient;
+use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer};
-use pwsync_testkit::Missing;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
-
-const ZONE: &str = "America/Los_Angeles";
-const HOME: &str = "sensor.powerwall_home_usage";
-
-fn tz() -> chrono_tz::Tz {
-    ZONE.parse().unwrap()
-}
-
-fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(m) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {m}");
-            None
-        }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
-    }
-}
-
-/// The servers a scenario needs, or `None` to skip where they are truly absent.
-fn servers() -> Option<InfluxServer> {
-    ha::venv_or_skip()?;
-    match InfluxServer::start() {
-        Ok(s) => Some(s),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {e}");
-            None
-        }
-        Err(e) => panic!("{e:#}"),
-    }
-}
-
-/// Run pwsync with only the environment given here (plus PATH/HOME).
-fn pwsync(env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwsync"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .current_dir(std::env::temp_dir());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn ok(o: Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "pwsync failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn date(s: &str) -> chrono::NaiveDate {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn day_start(s: &str) -> i64 {
-    local_day_range(date(s), tz()).0
-}
-
-/// pwsync's hourly energy from InfluxDB (kWh per hour start; only hours with data), which the
-/// influx crate's tests check against independent trapezoids and InfluxDB's own integral().
-async fn influx_hourly(url: &str, field: Field, start: i64, end: i64) -> BTreeMap<i64, f64> {
-    let client = InfluxClient::new(InfluxConfig {
-        url: url.to_string(),
-        ..InfluxConfig::default()
-    })
-    .unwrap();
-    let e = client
-        .energy(&FieldMap::default(), &[field], start, end, HOUR, 300)
-        .await
-        .unwrap();
-    e[&field]
-        .buckets
-        .iter()
-        .filter(|b| b.covered > 0)
-        .map(|b| (b.start, b.wh / 1000.0))
-        .collect()
-}
-
-fn ha_client(ha: &HaInstance) -> HaClient {
-    HaClient::new(ClientOptions::new(&ha.url(), ha.token()))
-}
-
-/// Hourly rows of `id` as HA itself reports them (`change`, `sum`, `state`, kWh).
-async fn ha_rows(c: &HaClient, id: &str, start: i64, end: i64) -> Vec<pwsync_ha::StatValue> {
-    let mut m = c
-        .statistics_during_period(
-            start,
-            end,
-            &[id.to_string()],
-            Period::Hour,
-            &[StatType::Change, StatType::Sum, StatType::State],
-            Some("kWh"),
-        )
-        .await
-        .unwrap();
-    m.remove(id).unwrap_or_default()
-}
+use std::time::Instant;
 
 /// The chain HA holds when the live sensor has been compiled for a while: `days` local days
 /// from `first_day`, each hour's change InfluxDB's energy plus 2 % (so that keeping it is
@@ -146,30 +42,8 @@ async fn seed_compiled_chain(
             }
         })
         .collect();
-    c.import_statistics(&StatMeta::energy_kwh(HOME, "Home usage"), &rows)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ha_rows(c, HOME, start, end).await.len() < rows.len() {
-        assert!(
-            Instant::now() < deadline,
-            "HA did not write the seeded chain"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    import_and_wait(c, HOME, &rows).await;
     rows
-}
-
-fn changes(rows: &[StatRow]) -> Vec<(i64, f64)> {
-    let mut prev = 0.0;
-    rows.iter()
-        .map(|r| {
-            let s = r.sum.unwrap();
-            let c = (r.start, s - prev);
-            prev = s;
-            c
-        })
-        .collect()
 }
 
 /// Every backfilled hour of `field` in `[start, end)` equals InfluxDB's energy within 1 Wh, and
@@ -364,10 +238,6 @@ async fn checksum(url: &str) -> String {
     }
     pool.close().await;
     format!("{:x}", h.finalize())
-}
-
-fn sha_file(p: &std::path::Path) -> String {
-    format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()))
 }
 
 /// Hourly `(start, change)` of `id` from the recorder database itself.

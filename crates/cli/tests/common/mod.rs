@@ -1,0 +1,193 @@
+//! Helpers shared by the end-to-end tests that run the pwsync binary against a real InfluxDB
+//! and a real Home Assistant 2025.4.4.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use pwsync_energy::local::local_day_range;
+use pwsync_energy::{Field, StatRow, HOUR};
+use pwsync_ha::{ClientOptions, HaClient, Period, StatType};
+use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
+use pwsync_store::StatMeta;
+use pwsync_testkit::ha::{self, HaInstance};
+use pwsync_testkit::influxd::InfluxServer;
+use pwsync_testkit::Missing;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const ZONE: &str = "America/Los_Angeles";
+pub const HOME: &str = "sensor.powerwall_home_usage";
+
+pub fn tz() -> chrono_tz::Tz {
+    ZONE.parse().unwrap()
+}
+
+pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(m) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: {m}");
+            None
+        }
+        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
+    }
+}
+
+/// The servers a scenario needs, or `None` to skip where they are truly absent.
+pub fn servers() -> Option<InfluxServer> {
+    ha::venv_or_skip()?;
+    match InfluxServer::start() {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: {e}");
+            None
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// Run pwsync with only the environment given here (plus PATH/HOME).
+pub fn pwsync(env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwsync"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// The JSON a successful run printed.
+pub fn ok(o: Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "pwsync failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn date(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+pub fn day_start(s: &str) -> i64 {
+    local_day_range(date(s), tz()).0
+}
+
+/// `pwsync simulate` into the InfluxDB at `url`.
+pub fn simulate(url: &str, start: &str, days: u32, seed: u64) {
+    let env = [
+        ("PWSYNC_INFLUXDB__URL", url.to_string()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+    ];
+    let (days, seed) = (days.to_string(), seed.to_string());
+    ok(pwsync(
+        &env,
+        &[
+            "simulate", "--start", start, "--days", &days, "--seed", &seed,
+        ],
+    ));
+}
+
+/// pwsync's hourly energy from InfluxDB (kWh per hour start; only hours with data), which the
+/// influx crate's tests check against independent trapezoids and InfluxDB's own integral().
+pub async fn influx_hourly(url: &str, field: Field, start: i64, end: i64) -> BTreeMap<i64, f64> {
+    let client = InfluxClient::new(InfluxConfig {
+        url: url.to_string(),
+        ..InfluxConfig::default()
+    })
+    .unwrap();
+    let e = client
+        .energy(&FieldMap::default(), &[field], start, end, HOUR, 300)
+        .await
+        .unwrap();
+    e[&field]
+        .buckets
+        .iter()
+        .filter(|b| b.covered > 0)
+        .map(|b| (b.start, b.wh / 1000.0))
+        .collect()
+}
+
+pub fn ha_client(ha: &HaInstance) -> HaClient {
+    HaClient::new(ClientOptions::new(&ha.url(), ha.token()))
+}
+
+/// Hourly rows of `id` as HA itself reports them (`change`, `sum`, `state`, kWh).
+pub async fn ha_rows(c: &HaClient, id: &str, start: i64, end: i64) -> Vec<pwsync_ha::StatValue> {
+    let mut m = c
+        .statistics_during_period(
+            start,
+            end,
+            &[id.to_string()],
+            Period::Hour,
+            &[StatType::Change, StatType::Sum, StatType::State],
+            Some("kWh"),
+        )
+        .await
+        .unwrap();
+    m.remove(id).unwrap_or_default()
+}
+
+/// Import `rows` through HA (`recorder/import_statistics`, as a user's import would) and wait
+/// until HA shows exactly these sums over their range.
+pub async fn import_and_wait(c: &HaClient, id: &str, rows: &[StatRow]) {
+    let meta = StatMeta::energy_kwh(id, id);
+    c.import_statistics(&meta, rows).await.unwrap();
+    let (start, end) = (rows[0].start, rows[rows.len() - 1].start + HOUR);
+    let want: Vec<(i64, Option<f64>)> = rows.iter().map(|r| (r.start, r.sum)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<(i64, Option<f64>)> = ha_rows(c, id, start, end)
+            .await
+            .iter()
+            .map(|v| (v.start_secs(), v.sum))
+            .collect();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HA did not write the rows of {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A chain whose every hour holds InfluxDB's energy: sum from 0, state a meter from `meter`.
+pub fn chain_of(energy: &BTreeMap<i64, f64>, meter: f64) -> Vec<StatRow> {
+    let (mut sum, mut meter) = (0.0, meter);
+    energy
+        .iter()
+        .map(|(t, kwh)| {
+            sum += kwh;
+            meter += kwh;
+            StatRow {
+                start: *t,
+                state: Some(meter),
+                sum: Some(sum),
+            }
+        })
+        .collect()
+}
+
+/// `(start, change)` of consecutive rows; the first row's change counts from 0.
+pub fn changes(rows: &[StatRow]) -> Vec<(i64, f64)> {
+    let mut prev = 0.0;
+    rows.iter()
+        .map(|r| {
+            let s = r.sum.unwrap();
+            let c = (r.start, s - prev);
+            prev = s;
+            c
+        })
+        .collect()
+}
+
+pub fn sha_file(p: &std::path::Path) -> String {
+    format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()))
+}
