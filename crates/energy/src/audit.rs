@@ -7,7 +7,7 @@
 //! where InfluxDB covers the whole hour. Separately, HA's 5-minute chain must end each hour on
 //! the hourly row's `sum`, because HA's next compile continues from the latest 5-minute row.
 
-use crate::stats::{classify, hourly_changes, short_term_out_of_step, HourIssue, StatRow};
+use crate::stats::{classify, hourly_changes, short_term_out_of_step, Change, HourIssue, StatRow};
 use crate::HOUR;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,7 +37,7 @@ impl Tolerance {
 /// only float noise differs).
 pub const SHORT_TERM_TOLERANCE: f64 = 1e-3;
 
-/// InfluxDB's energy for one hour.
+/// InfluxDB's energy for one hour with data (hours without any are absent from the map).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
     pub kwh: f64,
@@ -171,6 +171,7 @@ pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
         }
         let measured = input.measured.get(&c.start);
         let kind = match classify(&c, input.limit_kwh) {
+            Some(HourIssue::AcrossHole { .. }) if hole_is_a_source_gap(&c, input) => continue,
             Some(issue) => ProblemKind::from_issue(issue),
             None => match measured.filter(|m| m.complete) {
                 Some(m) if (c.kwh - m.kwh).abs() > input.tolerance.kwh(m.kwh) => {
@@ -201,6 +202,19 @@ pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
     }
     out.sort_by_key(|f| f.hour);
     out
+}
+
+/// HA has no rows where InfluxDB has no data either (backfill writes only hours with data), and
+/// the hour after holds what InfluxDB measured for it: nothing is wrong, the energy of those
+/// hours is unknown to both.
+fn hole_is_a_source_gap(c: &Change, input: &AuditInput<'_>) -> bool {
+    let unmeasured =
+        (1..=c.missing_hours()).all(|k| !input.measured.contains_key(&(c.start - k * HOUR)));
+    let matches = input
+        .measured
+        .get(&c.start)
+        .is_some_and(|m| (c.kwh - m.kwh).abs() <= input.tolerance.kwh(m.kwh));
+    unmeasured && matches
 }
 
 /// The live reading must continue the latest row's `state`: not below it, and not more above it
@@ -426,10 +440,7 @@ mod tests {
             .collect()
     }
 
-    fn input<'a>(
-        hourly: &'a [StatRow],
-        measured: &'a BTreeMap<i64, Measured>,
-    ) -> AuditInput<'a> {
+    fn input<'a>(hourly: &'a [StatRow], measured: &'a BTreeMap<i64, Measured>) -> AuditInput<'a> {
         AuditInput {
             hourly,
             short_term: &[],
@@ -491,6 +502,23 @@ mod tests {
     }
 
     #[test]
+    fn a_hole_where_influxdb_has_no_data_either_is_not_a_problem() {
+        let mut rows = chain(&[0.0, 1.0, 0.0, 0.0, 0.4]);
+        rows.remove(2);
+        rows.remove(2);
+        let mut m = measured(&[0.0, 1.0, 1.0, 1.0, 0.4]);
+        m.remove(&(2 * HOUR));
+        m.remove(&(3 * HOUR));
+        assert!(audit(&input(&rows, &m)).is_empty());
+        m.get_mut(&(4 * HOUR)).unwrap().kwh = 0.2;
+        assert_eq!(
+            audit(&input(&rows, &m)).len(),
+            1,
+            "the hour after must match"
+        );
+    }
+
+    #[test]
     fn out_of_step_hours_are_rebuilt_only_where_5_minute_rows_can_be_written() {
         let rows = chain(&[0.0, 1.0, 1.0]);
         let short = [StatRow {
@@ -505,7 +533,10 @@ mod tests {
         });
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].kind, ProblemKind::OutOfStep);
-        assert_eq!(plan_repair(&findings, &m, 30.0, true).short_term_hours, [2 * HOUR]);
+        assert_eq!(
+            plan_repair(&findings, &m, 30.0, true).short_term_hours,
+            [2 * HOUR]
+        );
         let kept = plan_repair(&findings, &m, 30.0, false);
         assert!(kept.short_term_hours.is_empty());
         assert!(matches!(kept.fixes[0].fix, Fix::Kept { .. }));
