@@ -48,14 +48,31 @@ fn main() {
     ];
     let t = Instant::now();
     let days = (years * 365 + years / 4 + 1).to_string();
-    pwsync(&env, &["simulate", "--start", "2023-01-01", "--days", &days, "--seed", "7"]);
-    eprintln!("simulated {years} year(s) in {:.0} s", t.elapsed().as_secs_f64());
+    pwsync(
+        &env,
+        &[
+            "simulate",
+            "--start",
+            "2023-01-01",
+            "--days",
+            &days,
+            "--seed",
+            "7",
+        ],
+    );
+    eprintln!(
+        "simulated {years} year(s) in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let db = reference_sqlite_db().expect("HA venv (scripts/ensure-ha.sh)");
     let url = format!("sqlite://{}", db.path().display());
     let t = Instant::now();
     pwsync(&env, &["backfill", "--all", "--target", "db", "--db", &url]);
-    eprintln!("backfilled six meters in {:.0} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "backfilled six meters in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut ha = HaInstance::start(HaOptions {
         sqlite_db: Some(db.path().to_path_buf()),
         ..HaOptions::default().with_time_zone(ZONE)
@@ -90,6 +107,9 @@ fn main() {
     println!("  end to end (process)          {:.2} s", median(wall));
     println!("  inside the job                {:.2} s", median(total));
     println!("  HA reads (websocket)          {:.2} s", median(ha_read));
-    println!("  InfluxDB reads + integration  {:.2} s  (at the same time as HA's)", median(influx_read));
+    println!(
+        "  InfluxDB reads + integration  {:.2} s  (at the same time as HA's)",
+        median(influx_read)
+    );
     println!("  pwsync's own analysis         {:.3} s", median(own));
 }

@@ -166,6 +166,7 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
     let table = pwsync(&env, &["check"]);
     assert_eq!(table.status.code(), Some(3));
     let text = String::from_utf8_lossy(&table.stdout);
+    eprintln!("{text}");
     assert!(
         text.contains("2025-11-02 02:00 PST") && text.contains("hole"),
         "{text}"
@@ -233,7 +234,119 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(drawn.starts_with("<svg") && drawn.contains(SOLAR) && drawn.contains("polyline"));
     let _ = std::fs::remove_file(&svg);
+    foreign_statistic_in_wh(&env, &c).await;
+    doctor(&env, &ha);
     ha.stop_async().await.unwrap();
+}
+
+/// Any energy statistic, here one kept in Wh with no InfluxDB field behind it: a negative hour
+/// and a spike are found, and repaired to 0 kWh (InfluxDB has no data for them), in Wh.
+async fn foreign_statistic_in_wh(env: &[(&str, String)], c: &HaClient) {
+    const ID: &str = "sensor.grid_meter_wh";
+    let t0 = day_start("2025-10-22");
+    let wh = [1000.0, 1800.0, 1300.0, 2100.0, 90_000.0, 90_700.0, 91_500.0];
+    let rows: Vec<StatRow> = wh
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| StatRow {
+            start: t0 + i as i64 * HOUR,
+            state: Some(v),
+            sum: Some(v),
+        })
+        .collect();
+    let meta = StatMeta {
+        unit_of_measurement: Some("Wh".into()),
+        ..StatMeta::energy_kwh(ID, "Grid meter")
+    };
+    c.import_statistics(&meta, &rows).await.unwrap();
+    let end = t0 + 7 * HOUR;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while ha_rows(c, ID, t0, end).await.len() < rows.len() {
+        assert!(Instant::now() < deadline, "HA did not write {ID}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let scope = ["--entity", ID, "--since", "2025-10-21"];
+    let (code, report) = check(env, &scope);
+    assert_eq!(code, 3);
+    assert_eq!(
+        findings(&report, ID),
+        vec![
+            (t0 + 2 * HOUR, "negative".into()),
+            (t0 + 4 * HOUR, "spike".into())
+        ]
+    );
+    let fixed = ok(pwsync(env, &[&["repair", "--json"], &scope[..]].concat()));
+    let how: Vec<&str> = fixed["statistics"][0]["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["how"].as_str().unwrap())
+        .collect();
+    assert_eq!(how, ["zero", "zero"]);
+    assert_eq!(check(env, &scope).0, 0);
+    let kwh: Vec<f64> = ha_rows(c, ID, t0, end)
+        .await
+        .iter()
+        .map(|r| r.sum.unwrap())
+        .collect();
+    // Changes 0.8, 0, 0.8, 0, 0.7, 0.8 kWh: both impossible hours removed, the rest kept.
+    let want = [1.0, 1.8, 1.8, 2.6, 2.6, 3.3, 4.1];
+    for (g, w) in kwh.iter().zip(want) {
+        assert!((g - w).abs() < 1e-9, "{kwh:?}");
+    }
+}
+
+/// `doctor` with everything reachable (the MQTT broker a bare TCP listener: doctor only
+/// connects), then with a bad HA token: one line per problem, exit 1, secrets never printed.
+fn doctor(env: &[(&str, String)], ha: &HaInstance) {
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut env = env.to_vec();
+    let mqtt = format!("mqtt://pwsync:mqtt-secret@{}", broker.local_addr().unwrap());
+    env.push(("PWSYNC_MQTT__URL", mqtt));
+    let o = pwsync(&env, &["doctor", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !out.contains(ha.token()) && !out.contains("mqtt-secret"),
+        "{out}"
+    );
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["homeassistant"]["version"], ha.version());
+    assert_eq!(d["homeassistant"]["time_zone"], ZONE);
+    assert_eq!(
+        d["homeassistant"]["pwsync_statistics"],
+        serde_json::json!([HOME, SOLAR])
+    );
+    assert_eq!(d["mqtt"][1], true, "{d}");
+    assert!(d["influxdb"]["version"].is_string() && d["influxdb"]["first"].is_i64());
+    let queries = d["influxdb"]["recent_queries"].as_array().unwrap().len();
+    assert!((1..=20).contains(&queries), "{queries}");
+    assert!(
+        d["next_action"].as_str().unwrap().contains("backfill"),
+        "{d}"
+    );
+    let text = pwsync(&env, &["doctor"]);
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        shown.contains("Next: ") && shown.contains("time zone America/Los_Angeles"),
+        "{shown}"
+    );
+
+    const TOKEN: &str = "PWSYNC_HOMEASSISTANT__TOKEN";
+    let mut bad: Vec<_> = env.iter().filter(|e| e.0 != TOKEN).cloned().collect();
+    bad.push((TOKEN, "tok-wrong-123".to_string()));
+    let o = pwsync(&bad, &["doctor"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("Home Assistant") && !err.contains("tok-wrong-123"),
+        "{err}"
+    );
 }
 
 /// 5-minute rows `start ..` spreading each hour's change evenly, as HA's compile leaves them,

@@ -479,8 +479,14 @@ fn plan_statistic(s: &Surveyed, limit_kwh: f64, short_writable: bool) -> (StatWr
         short_term.sort_by_key(|r| r.start);
         short_term.dedup_by_key(|r| r.start);
     }
+    // Rows are kWh (stores read them converted); a statistic kept in Wh stays in Wh, as the
+    // stores convert kWh rows into the statistic's own unit when its metadata says kWh.
+    let meta = StatMeta {
+        unit_of_measurement: Some("kWh".into()),
+        ..s.meta.clone()
+    };
     let write = StatWrite {
-        meta: s.meta.clone(),
+        meta,
         shifts,
         hourly: sp.rows,
         short_term,
