@@ -188,13 +188,7 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
         "a dry run writes nothing"
     );
 
-    let t0 = Instant::now();
-    let first = ok(pwsync(&env, &["repair", "--json"]));
-    eprintln!(
-        "repair: {} rows in {:.1} s",
-        first["rows"],
-        t0.elapsed().as_secs_f64()
-    );
+    let first = ok_timed("repair", &env, &["repair", "--json"]);
     assert_eq!(
         first["rows"], dry["rows"],
         "the dry run reported the real run"

@@ -70,6 +70,18 @@ pub fn ok(o: Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
 }
 
+/// [`ok`], printing how long the run took and how many rows it wrote.
+pub fn ok_timed(what: &str, env: &[(&str, String)], args: &[&str]) -> serde_json::Value {
+    let t0 = Instant::now();
+    let v = ok(pwsync(env, args));
+    eprintln!(
+        "{what}: {} rows in {:.1} s",
+        v["rows"],
+        t0.elapsed().as_secs_f64()
+    );
+    v
+}
+
 pub fn date(s: &str) -> chrono::NaiveDate {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
