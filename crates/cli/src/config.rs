@@ -154,11 +154,19 @@ impl Default for MqttSection {
 pub struct Limits {
     /// The most power any one field can physically reach, kW; an hour above it is a spike.
     pub max_power_kw: f64,
+    /// `check`: an hour differing from InfluxDB by more than this many Wh …
+    pub tolerance_wh: f64,
+    /// … and more than this percentage of InfluxDB's energy is wrong.
+    pub tolerance_pct: f64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_power_kw: 30.0 }
+        Limits {
+            max_power_kw: 30.0,
+            tolerance_wh: 10.0,
+            tolerance_pct: 1.0,
+        }
     }
 }
 

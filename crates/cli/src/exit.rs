@@ -8,7 +8,6 @@ pub const ERROR: u8 = 1;
 #[allow(dead_code)]
 pub const USAGE: u8 = 2;
 /// `check` found problems.
-#[allow(dead_code)]
 pub const PROBLEMS_FOUND: u8 = 3;
 /// `migrate`: phase 1 migrated and is kept; phase 2 (the InfluxDB backfill) failed.
 pub const MIGRATED_BACKFILL_FAILED: u8 = 4;

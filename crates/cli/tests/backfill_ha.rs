@@ -9,15 +9,11 @@ use common::*;
 use pwsync_energy::local::local_day_range;
 use pwsync_energy::{Field, StatRow};
 use pwsync_ha::HaClient;
-use pwsync_store::StatMeta;
 use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::or_skip;
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-const HOME: &str = "sensor.powerwall_home_usage";
 
 /// The chain HA holds when the live sensor has been compiled for a while: `days` local days
 /// from `first_day`, each hour's change InfluxDB's energy plus 2 % (so that keeping it is
@@ -31,31 +27,12 @@ async fn seed_compiled_chain(
     let start = day_start(first_day);
     let end = local_day_range(date(first_day) + chrono::Days::new(days - 1), tz()).1;
     let energy = influx_hourly(influx_url, Field::Home, start, end).await;
-    let (mut sum, mut meter) = (0.0, 90_000.0);
-    let rows: Vec<StatRow> = energy
+    let kept: BTreeMap<i64, f64> = energy
         .iter()
-        .map(|(t, kwh)| {
-            let change = kwh * 1.02 + 0.001;
-            sum += change;
-            meter += change;
-            StatRow {
-                start: *t,
-                state: Some(meter),
-                sum: Some(sum),
-            }
-        })
+        .map(|(t, kwh)| (*t, kwh * 1.02 + 0.001))
         .collect();
-    c.import_statistics(&StatMeta::energy_kwh(HOME, "Home usage"), &rows)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ha_rows(c, HOME, start, end).await.len() < rows.len() {
-        assert!(
-            Instant::now() < deadline,
-            "HA did not write the seeded chain"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let rows = chain_of(&kept, 90_000.0);
+    import_and_wait(c, HOME, &rows).await;
     rows
 }
 
@@ -160,13 +137,7 @@ async fn websocket_backfill_of_a_year_is_exact_keeps_the_chain_and_is_idempotent
     assert!(dry["rows"].as_u64().unwrap() > 6 * 8000, "{dry}");
     assert_eq!(read_all().await, before, "a dry run changes nothing in HA");
 
-    let t0 = Instant::now();
-    let first = ok(pwsync(&env, &args));
-    eprintln!(
-        "websocket backfill: {} rows in {:.1} s",
-        first["rows"],
-        t0.elapsed().as_secs_f64()
-    );
+    let first = ok_timed("websocket backfill", &env, &args);
     assert_eq!(
         first["rows"], dry["rows"],
         "the dry run reported the real run"

@@ -4,6 +4,7 @@
 //! Units: power in W, time in epoch seconds (UTC), energy in Wh inside the integrator
 //! and kWh in statistic rows (HA's unit).
 
+pub mod audit;
 pub mod field;
 pub mod hourly;
 pub mod local;

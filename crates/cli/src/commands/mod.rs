@@ -1,9 +1,13 @@
 //! One module per command. Each is thin: parse → load → call the crates → print.
 
 pub mod backfill;
+mod chart;
+pub mod check;
 mod demo;
+mod doctor;
 pub mod energy;
 pub mod migrate;
+mod repair;
 mod simulate;
 
 use crate::config::Config;
@@ -28,11 +32,11 @@ pub enum Command {
     /// Teslemetry (and other Tesla integrations') statistics onto pwsync's sensors, then backfill.
     Migrate(migrate::MigrateArgs),
     /// Find spikes, negative hours, gaps and disagreements with InfluxDB.
-    Check(NotYet),
-    /// Fix what `check` finds.
-    Repair(NotYet),
+    Check(check::CheckArgs),
+    /// Fix what `check` finds by splicing InfluxDB's energy into the bad hours.
+    Repair(repair::RepairArgs),
     /// Connect to everything configured and say what to do next.
-    Doctor(NotYet),
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Arguments of a command that a later version fills in.
@@ -58,10 +62,13 @@ pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Migrate(a) => return migrate::run(a, &Config::load(config)?).await,
+        Command::Check(a) => return check::run(a, &Config::load(config)?).await,
+        Command::Repair(a) => {
+            repair::run(a, &Config::load(config)?).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Doctor(a) => return doctor::run(a, &Config::load(config)?).await,
         Command::Serve(_) => "serve",
-        Command::Check(_) => "check",
-        Command::Repair(_) => "repair",
-        Command::Doctor(_) => "doctor",
     };
     eprintln!("error: `pwsync {name}` is not yet implemented in this version");
     Ok(ExitCode::from(exit::NOT_IMPLEMENTED))

@@ -5,14 +5,17 @@ use pwsync_energy::local::local_day_range;
 use pwsync_energy::{Field, StatRow, HOUR};
 use pwsync_ha::{ClientOptions, HaClient, Period, StatType};
 use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
+use pwsync_store::StatMeta;
 use pwsync_testkit::ha::{self, HaInstance};
 use pwsync_testkit::influxd::InfluxServer;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub const ZONE: &str = "America/Los_Angeles";
+pub const HOME: &str = "sensor.powerwall_home_usage";
 
 pub fn tz() -> chrono_tz::Tz {
     ZONE.parse().unwrap()
@@ -45,6 +48,7 @@ pub fn pwsync(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// The JSON a successful run printed.
 pub fn ok(o: Output) -> serde_json::Value {
     assert!(
         o.status.success(),
@@ -54,12 +58,39 @@ pub fn ok(o: Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
 }
 
+/// [`ok`], printing how long the run took and how many rows it wrote.
+pub fn ok_timed(what: &str, env: &[(&str, String)], args: &[&str]) -> serde_json::Value {
+    let t0 = Instant::now();
+    let v = ok(pwsync(env, args));
+    eprintln!(
+        "{what}: {} rows in {:.1} s",
+        v["rows"],
+        t0.elapsed().as_secs_f64()
+    );
+    v
+}
+
 pub fn date(s: &str) -> chrono::NaiveDate {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
 pub fn day_start(s: &str) -> i64 {
     local_day_range(date(s), tz()).0
+}
+
+/// `pwsync simulate` into the InfluxDB at `url`.
+pub fn simulate(url: &str, start: &str, days: u32, seed: u64) {
+    let env = [
+        ("PWSYNC_INFLUXDB__URL", url.to_string()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+    ];
+    let (days, seed) = (days.to_string(), seed.to_string());
+    ok(pwsync(
+        &env,
+        &[
+            "simulate", "--start", start, "--days", &days, "--seed", &seed,
+        ],
+    ));
 }
 
 /// pwsync's hourly energy from InfluxDB (kWh per hour start; only hours with data), which the
@@ -134,6 +165,49 @@ pub fn sha_file(p: &std::path::Path) -> String {
     format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()))
 }
 
+/// Import `rows` through HA (`recorder/import_statistics`, as a user's import would) and wait
+/// until HA shows exactly these sums over their range.
+pub async fn import_and_wait(c: &HaClient, id: &str, rows: &[StatRow]) {
+    let meta = StatMeta::energy_kwh(id, id);
+    c.import_statistics(&meta, rows).await.unwrap();
+    let (start, end) = (rows[0].start, rows[rows.len() - 1].start + HOUR);
+    let want: Vec<(i64, Option<f64>)> = rows.iter().map(|r| (r.start, r.sum)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<(i64, Option<f64>)> = ha_rows(c, id, start, end)
+            .await
+            .iter()
+            .map(|v| (v.start_secs(), v.sum))
+            .collect();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HA did not write the rows of {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A chain whose every hour holds InfluxDB's energy: sum from 0, state a meter from `meter`.
+pub fn chain_of(energy: &BTreeMap<i64, f64>, meter: f64) -> Vec<StatRow> {
+    let (mut sum, mut meter) = (0.0, meter);
+    energy
+        .iter()
+        .map(|(t, kwh)| {
+            sum += kwh;
+            meter += kwh;
+            StatRow {
+                start: *t,
+                state: Some(meter),
+                sum: Some(sum),
+            }
+        })
+        .collect()
+}
+
+/// `(start, change)` of consecutive rows; the first row's change counts from 0.
 pub fn changes(rows: &[StatRow]) -> Vec<(i64, f64)> {
     let mut prev = 0.0;
     rows.iter()

@@ -1,0 +1,413 @@
+//! `pwsync doctor`: connect to everything configured, say what is there and what to do next.
+//! InfluxDB and HA are required (exit 1 with one line per problem when unreachable); the MQTT
+//! broker only matters to `serve`, and the recorder database only when configured.
+
+use crate::config::Config;
+use crate::source::Source;
+use crate::target::ha_client;
+use anyhow::Result;
+use pwsync_energy::{Field, Gap};
+use pwsync_influx::QueryLog;
+use pwsync_jobs::range::fmt_ts;
+use pwsync_recorder::{RecorderDb, RecorderOptions};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Integrations whose statistics `migrate` can move onto pwsync's meters.
+const TESLA_PLATFORMS: [&str; 4] = ["teslemetry", "tesla_fleet", "tessie", "powerwall"];
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct InfluxInfo {
+    pub url: String,
+    pub version: Option<String>,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    /// Stretches without `home` data longer than the gap limit, longest first (at most 10).
+    pub gaps: Vec<Gap>,
+    pub gap_count: usize,
+    pub gap_hours: f64,
+    pub recent_queries: Vec<QueryLog>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct HaInfo {
+    pub url: Option<String>,
+    pub version: Option<String>,
+    pub time_zone: Option<String>,
+    /// pwsync's meters that have statistics in HA.
+    pub pwsync_statistics: Vec<String>,
+    pub pwsync_missing: Vec<String>,
+    /// Energy statistics of Tesla integrations (`migrate` sources), `platform: id`.
+    pub tesla_statistics: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub influxdb: InfluxInfo,
+    pub homeassistant: HaInfo,
+    /// `host:port` and whether a TCP connection succeeded.
+    pub mqtt: Option<(String, bool)>,
+    /// Engine, schema version and whether HA uses it, when configured.
+    pub recorder_db: Option<String>,
+    /// Required parts that failed, one line each.
+    pub problems: Vec<String>,
+    /// Optional parts that failed.
+    pub warnings: Vec<String>,
+    pub next_action: String,
+}
+
+pub async fn run(args: DoctorArgs, cfg: &Config) -> Result<ExitCode> {
+    let mut r = Report::default();
+    let tz = influx(cfg, &mut r).await;
+    homeassistant(cfg, &mut r).await;
+    mqtt(cfg, &mut r).await;
+    recorder(cfg, &mut r).await;
+    r.next_action = next_action(&r);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print(
+            &r,
+            r.homeassistant
+                .time_zone
+                .as_deref()
+                .and_then(|z| z.parse().ok())
+                .unwrap_or(tz),
+        );
+    }
+    for p in &r.problems {
+        eprintln!("error: {p}");
+    }
+    Ok(if r.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::ERROR)
+    })
+}
+
+async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {
+    let tz = cfg.tz().unwrap_or(chrono_tz::UTC);
+    r.influxdb.url = redact(&cfg.influxdb.url);
+    let source = match Source::from_config(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            r.problems.push(format!("InfluxDB: {e:#}"));
+            return tz;
+        }
+    };
+    let c = &source.client;
+    match c.ping().await {
+        Ok(v) => r.influxdb.version = Some(v),
+        Err(e) => {
+            r.problems.push(format!("InfluxDB: {e}"));
+            return tz;
+        }
+    }
+    let fields = Field::ALL;
+    let range = async {
+        c.check_source(&source.map, &fields).await?;
+        let first = c.first_timestamp(&source.map, &fields).await?;
+        let last = c.last_timestamp(&source.map, &fields).await?;
+        Ok::<_, pwsync_influx::InfluxError>((first, last))
+    };
+    match range.await {
+        Ok((first, last)) => {
+            r.influxdb.first = first;
+            r.influxdb.last = last;
+            if let (Some(f), Some(l)) = (first, last) {
+                // Gaps do not depend on the bucket: days keep the result small.
+                match c
+                    .energy(
+                        &source.map,
+                        &[Field::Home],
+                        f,
+                        l + 1,
+                        86_400,
+                        source.gap_limit,
+                    )
+                    .await
+                {
+                    Ok(e) => {
+                        let mut gaps = e[&Field::Home].gaps.clone();
+                        r.influxdb.gap_count = gaps.len();
+                        r.influxdb.gap_hours =
+                            gaps.iter().map(|g| g.seconds()).sum::<i64>() as f64 / 3600.0;
+                        gaps.sort_by_key(|g| -g.seconds());
+                        gaps.truncate(10);
+                        r.influxdb.gaps = gaps;
+                    }
+                    Err(e) => r.problems.push(format!("InfluxDB: {e}")),
+                }
+            } else {
+                r.problems.push(format!(
+                    "InfluxDB has no data in {}.{}.{}: check influxdb.database, retention_policy and measurement",
+                    cfg.influxdb.database, cfg.influxdb.retention_policy, cfg.influxdb.measurement
+                ));
+            }
+        }
+        Err(e) => r.problems.push(format!("InfluxDB: {e}")),
+    }
+    r.influxdb.recent_queries = c.recent_queries();
+    tz
+}
+
+async fn homeassistant(cfg: &Config, r: &mut Report) {
+    r.homeassistant.url = cfg.homeassistant.url.as_deref().map(redact);
+    let client = match ha_client(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            r.problems.push(format!("Home Assistant: {e:#}"));
+            return;
+        }
+    };
+    let result = async {
+        let conf = client.get_config().await?;
+        let stats = client.list_statistic_ids(None).await?;
+        let registry = client.entity_registry_list().await?;
+        Ok::<_, pwsync_ha::HaError>((conf, stats, registry))
+    };
+    let (conf, stats, registry) = match result.await {
+        Ok(v) => v,
+        Err(e) => {
+            r.problems.push(format!("Home Assistant: {e}"));
+            return;
+        }
+    };
+    let h = &mut r.homeassistant;
+    h.version = Some(conf.version);
+    h.time_zone = Some(conf.time_zone);
+    let has = |id: &str| stats.iter().any(|s| s.statistic_id == id);
+    for f in Field::ALL {
+        let id = cfg.meter_entity(f);
+        if has(&id) {
+            h.pwsync_statistics.push(id);
+        } else {
+            h.pwsync_missing.push(id);
+        }
+    }
+    for e in &registry {
+        let energy = stats.iter().any(|s| {
+            s.statistic_id == e.entity_id
+                && s.has_sum
+                && s.statistics_unit_of_measurement
+                    .as_deref()
+                    .and_then(pwsync_ha::metadata::kwh_factor)
+                    .is_some()
+        });
+        if energy && TESLA_PLATFORMS.contains(&e.platform.as_str()) {
+            h.tesla_statistics
+                .push(format!("{}: {}", e.platform, e.entity_id));
+        }
+    }
+}
+
+async fn mqtt(cfg: &Config, r: &mut Report) {
+    let Some(addr) = broker_addr(&cfg.mqtt.url) else {
+        r.warnings.push(format!(
+            "MQTT: cannot read host and port from mqtt.url {}: use mqtt://host:1883",
+            redact(&cfg.mqtt.url)
+        ));
+        return;
+    };
+    let ok = matches!(
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await,
+        Ok(Ok(_))
+    );
+    if !ok {
+        r.warnings.push(format!(
+            "MQTT broker {addr} is unreachable (TCP): `pwsync serve` needs it for the live sensors; check mqtt.url"
+        ));
+    }
+    r.mqtt = Some((addr, ok));
+}
+
+/// `host:port` of an `mqtt://[user[:password]@]host[:port]` URL (1883 by default; `mqtts` 8883).
+fn broker_addr(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let hostport = authority.rsplit('@').next()?;
+    if hostport.is_empty() {
+        return None;
+    }
+    if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        return Some(hostport.to_string());
+    }
+    let port = if scheme == "mqtts" { 8883 } else { 1883 };
+    Some(format!("{hostport}:{port}"))
+}
+
+async fn recorder(cfg: &Config, r: &mut Report) {
+    let Some(url) = &cfg.homeassistant.recorder_db else {
+        return;
+    };
+    let opts = RecorderOptions {
+        read_only: true,
+        ..RecorderOptions::default()
+    };
+    match RecorderDb::open_with(url.expose(), opts).await {
+        Ok(db) => {
+            let status = match db.ha_status().await {
+                Ok(s) => match s.refusal(false) {
+                    None => "HA stopped: offline writes possible".to_string(),
+                    Some(_) => "in use by HA: offline writes need HA stopped".to_string(),
+                },
+                Err(e) => format!("status unknown ({e})"),
+            };
+            r.recorder_db = Some(format!(
+                "{}, schema version {}, {status}",
+                db.engine().name(),
+                db.schema_version()
+            ));
+            db.close().await;
+        }
+        Err(e) => r.problems.push(format!("recorder database: {e}")),
+    }
+}
+
+fn next_action(r: &Report) -> String {
+    let h = &r.homeassistant;
+    if let Some(p) = r.problems.first() {
+        return format!("fix the first problem: {p}");
+    }
+    if h.pwsync_statistics.is_empty() && !h.tesla_statistics.is_empty() {
+        return "move the Tesla integration's history onto pwsync's meters: `pwsync migrate --dry-run`, then `pwsync migrate`".into();
+    }
+    if !h.pwsync_missing.is_empty() {
+        return "fill HA's statistics from InfluxDB: `pwsync backfill --all --dry-run`, then `pwsync backfill --all`".into();
+    }
+    if r.mqtt.as_ref().is_some_and(|m| !m.1) {
+        return "start the MQTT broker HA uses and point mqtt.url at it, then `pwsync serve`"
+            .into();
+    }
+    "prove the Energy dashboard right: `pwsync check` (and `pwsync repair` if it finds anything)"
+        .into()
+}
+
+/// A URL with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn print(r: &Report, tz: chrono_tz::Tz) {
+    let i = &r.influxdb;
+    println!(
+        "InfluxDB {} — version {}",
+        i.url,
+        i.version.as_deref().unwrap_or("unreachable")
+    );
+    if let (Some(f), Some(l)) = (i.first, i.last) {
+        println!("  data {} → {}", fmt_ts(f, tz), fmt_ts(l, tz));
+        println!(
+            "  {} gap(s) longer than the gap limit, {:.1} h without data in all{}",
+            i.gap_count,
+            i.gap_hours,
+            if i.gaps.is_empty() { "" } else { "; longest:" }
+        );
+        for g in &i.gaps {
+            println!(
+                "    {} → {} ({:.1} h)",
+                fmt_ts(g.start, tz),
+                fmt_ts(g.end, tz),
+                g.seconds() as f64 / 3600.0
+            );
+        }
+    }
+    let h = &r.homeassistant;
+    println!(
+        "Home Assistant {} — version {}, time zone {}",
+        h.url.as_deref().unwrap_or("(not configured)"),
+        h.version.as_deref().unwrap_or("unreachable"),
+        h.time_zone.as_deref().unwrap_or("unknown")
+    );
+    if h.version.is_some() {
+        println!("  pwsync statistics: {}", list(&h.pwsync_statistics));
+        println!("  missing: {}", list(&h.pwsync_missing));
+        println!(
+            "  Tesla integration statistics: {}",
+            list(&h.tesla_statistics)
+        );
+    }
+    match &r.mqtt {
+        Some((addr, ok)) => println!(
+            "MQTT broker {addr} — {} (TCP connect only)",
+            if *ok { "reachable" } else { "unreachable" }
+        ),
+        None => println!("MQTT broker — not checked"),
+    }
+    if let Some(db) = &r.recorder_db {
+        println!("Recorder database — {db}");
+    }
+    println!("Last {} InfluxDB queries:", i.recent_queries.len());
+    for q in &i.recent_queries {
+        println!(
+            "  {:>6} ms {:>7} rows  {}{}",
+            q.millis,
+            q.rows,
+            q.query,
+            q.error
+                .as_deref()
+                .map(|e| format!("  ERROR {e}"))
+                .unwrap_or_default()
+        );
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    println!("Next: {}", r.next_action);
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_addresses_and_redaction() {
+        assert_eq!(
+            broker_addr("mqtt://localhost").as_deref(),
+            Some("localhost:1883")
+        );
+        assert_eq!(
+            broker_addr("mqtt://u:secret@10.0.0.2:1884/x").as_deref(),
+            Some("10.0.0.2:1884")
+        );
+        assert_eq!(
+            broker_addr("mqtts://b.example").as_deref(),
+            Some("b.example:8883")
+        );
+        assert_eq!(broker_addr("localhost"), None);
+        assert_eq!(
+            redact("postgresql://ha:hunter2@db:5432/ha"),
+            "postgresql://ha:***@db:5432/ha"
+        );
+        assert_eq!(redact("http://127.0.0.1:8086"), "http://127.0.0.1:8086");
+    }
+}

@@ -1,0 +1,568 @@
+//! `check` and `repair` decisions: what is wrong with a statistic's hours, and what energy each
+//! bad hour should hold instead. Pure: the job reads HA and InfluxDB, this module decides.
+//!
+//! An hour's energy is the change of `sum` from the row before (what the Energy dashboard shows).
+//! It is wrong when it is not a number, negative, spans rows HA does not have, is more than the
+//! installation can deliver in an hour, or disagrees with InfluxDB by more than a tolerance
+//! where InfluxDB covers the whole hour. Separately, HA's 5-minute chain must end each hour on
+//! the hourly row's `sum`, because HA's next compile continues from the latest 5-minute row.
+
+use crate::stats::{classify, hourly_changes, short_term_out_of_step, Change, HourIssue, StatRow};
+use crate::HOUR;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How far HA may be from InfluxDB before an hour is wrong: `wh` or `pct` % of InfluxDB's
+/// energy, whichever is larger (the issue's default: 10 Wh or 1 %).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    pub wh: f64,
+    pub pct: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance { wh: 10.0, pct: 1.0 }
+    }
+}
+
+impl Tolerance {
+    /// The largest accepted difference, kWh, for an hour InfluxDB measured as `expected` kWh.
+    pub fn kwh(&self, expected: f64) -> f64 {
+        (self.wh / 1000.0).max(self.pct / 100.0 * expected.abs())
+    }
+}
+
+/// A 5-minute row's `sum` must equal its hourly row's to this many kWh (HA copies the value;
+/// only float noise differs).
+pub const SHORT_TERM_TOLERANCE: f64 = 1e-3;
+
+/// InfluxDB's energy for one hour with data (hours without any are absent from the map).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub kwh: f64,
+    /// Data covers the whole hour (no gap, inside the data range). Only complete hours are
+    /// compared with HA; an incomplete one still replaces an impossible value.
+    pub complete: bool,
+}
+
+/// What kind of problem.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProblemKind {
+    NotFinite,
+    Negative,
+    /// The change spans `missing_hours` hours without a row before this one.
+    Hole {
+        missing_hours: i64,
+    },
+    /// Above `limit_kwh`, the physical limit per hour.
+    Spike {
+        limit_kwh: f64,
+    },
+    /// Differs from InfluxDB by more than the tolerance.
+    Mismatch,
+    /// The hour's last 5-minute row does not end on the hourly row's sum.
+    OutOfStep,
+    /// The live sensor's reading does not continue the statistic's last `state`.
+    Seam,
+}
+
+impl ProblemKind {
+    fn from_issue(issue: HourIssue) -> Self {
+        match issue {
+            HourIssue::NotFinite => ProblemKind::NotFinite,
+            HourIssue::Negative => ProblemKind::Negative,
+            HourIssue::AcrossHole { missing_hours } => ProblemKind::Hole { missing_hours },
+            HourIssue::AboveLimit { limit_kwh } => ProblemKind::Spike { limit_kwh },
+        }
+    }
+
+    /// Short name for tables.
+    pub fn label(&self) -> String {
+        match self {
+            ProblemKind::NotFinite => "not a number".into(),
+            ProblemKind::Negative => "negative".into(),
+            ProblemKind::Hole { missing_hours } => format!("hole ({missing_hours} h missing)"),
+            ProblemKind::Spike { .. } => "spike".into(),
+            ProblemKind::Mismatch => "differs from InfluxDB".into(),
+            ProblemKind::OutOfStep => "5-minute chain out of step".into(),
+            ProblemKind::Seam => "seam with live sensor".into(),
+        }
+    }
+}
+
+/// One problem of one hour of one statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Start of the hour (epoch s).
+    pub hour: i64,
+    #[serde(flatten)]
+    pub kind: ProblemKind,
+    /// What HA holds: the hour's change (kWh); for `OutOfStep` the 5-minute `sum`, for `Seam`
+    /// the live reading.
+    pub found: f64,
+    /// What it should be: InfluxDB's energy where known; for `OutOfStep` the hourly `sum`, for
+    /// `Seam` the last `state`.
+    pub expected: Option<f64>,
+}
+
+impl Finding {
+    /// The likely cause, for a person reading the table.
+    pub fn cause(&self) -> &'static str {
+        match self.kind {
+            ProblemKind::NotFinite => "a broken row (NaN or infinite sum) from a bad import",
+            ProblemKind::Negative => {
+                "the sum fell: rows imported with a lower sum baseline, or a meter drop HA read as a decrease"
+            }
+            ProblemKind::Hole { .. } => {
+                "HA has no rows for the hours before (HA down, or an import skipped them, e.g. a DST hour): this hour carries their energy"
+            }
+            ProblemKind::Spike { .. } => {
+                "more than the installation can deliver in an hour: rows imported with a foreign sum baseline, or an outage's energy compiled into one hour"
+            }
+            ProblemKind::Mismatch if self.expected.is_some_and(|e| self.found > e) => {
+                "more than InfluxDB measured: energy of other hours landed here (HA or pwsync was down), or a bad import"
+            }
+            ProblemKind::Mismatch => {
+                "less than InfluxDB measured: the sensor was unavailable or stale (an outage), or an import wrote too little"
+            }
+            ProblemKind::OutOfStep => {
+                "the 5-minute rows were shifted or written apart from the hourly rows: HA's next compile continues from them and moves the difference into a later hour"
+            }
+            ProblemKind::Seam if self.expected.is_some_and(|e| self.found < e) => {
+                "the live sensor reads below the statistics' last state: HA's next compile records negative energy or a meter reset"
+            }
+            ProblemKind::Seam => {
+                "the live sensor reads far above the statistics' last state: HA's next compile records the difference as one hour's energy"
+            }
+        }
+    }
+}
+
+/// Everything `audit` looks at for one statistic.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditInput<'a> {
+    /// Hourly rows, ascending: the row before the range (if any), then every row in it.
+    pub hourly: &'a [StatRow],
+    /// 5-minute rows (any part of the range; empty when the store cannot read them).
+    pub short_term: &'a [StatRow],
+    /// InfluxDB's energy per hour start; empty for a statistic pwsync has no source for.
+    pub measured: &'a BTreeMap<i64, Measured>,
+    /// Only hours starting in `[start, end)` are reported.
+    pub start: i64,
+    pub end: i64,
+    /// Physical limit, kWh per hour (max power × 1 h).
+    pub limit_kwh: f64,
+    pub tolerance: Tolerance,
+    /// The live sensor's current reading (kWh) and how many seconds after the last row's end it
+    /// was read, when the entity exists in HA.
+    pub live: Option<(f64, i64)>,
+}
+
+/// Every problem of one statistic, ascending by hour (5-minute and seam findings after the
+/// hourly ones of the same hour). At most one hourly finding per hour, the most severe.
+pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
+    let in_range = |h: i64| h >= input.start && h < input.end;
+    let mut out = Vec::new();
+    for c in hourly_changes(input.hourly) {
+        if !in_range(c.start) {
+            continue;
+        }
+        let measured = input.measured.get(&c.start);
+        let kind = match classify(&c, input.limit_kwh) {
+            Some(HourIssue::AcrossHole { .. }) if hole_is_a_source_gap(&c, input) => continue,
+            Some(issue) => ProblemKind::from_issue(issue),
+            None => match measured.filter(|m| m.complete) {
+                Some(m) if (c.kwh - m.kwh).abs() > input.tolerance.kwh(m.kwh) => {
+                    ProblemKind::Mismatch
+                }
+                _ => continue,
+            },
+        };
+        out.push(Finding {
+            hour: c.start,
+            kind,
+            found: c.kwh,
+            expected: measured.map(|m| m.kwh),
+        });
+    }
+    for o in short_term_out_of_step(input.hourly, input.short_term, SHORT_TERM_TOLERANCE) {
+        if in_range(o.hour) {
+            out.push(Finding {
+                hour: o.hour,
+                kind: ProblemKind::OutOfStep,
+                found: o.short_term_sum,
+                expected: Some(o.hourly_sum),
+            });
+        }
+    }
+    if let Some(f) = seam(input) {
+        out.push(f);
+    }
+    out.sort_by_key(|f| f.hour);
+    out
+}
+
+/// HA has no rows where InfluxDB has no data either (backfill writes only hours with data), and
+/// the hour after holds what InfluxDB measured for it: nothing is wrong, the energy of those
+/// hours is unknown to both.
+fn hole_is_a_source_gap(c: &Change, input: &AuditInput<'_>) -> bool {
+    let unmeasured =
+        (1..=c.missing_hours()).all(|k| !input.measured.contains_key(&(c.start - k * HOUR)));
+    let matches = input
+        .measured
+        .get(&c.start)
+        .is_some_and(|m| (c.kwh - m.kwh).abs() <= input.tolerance.kwh(m.kwh));
+    unmeasured && matches
+}
+
+/// The live reading must continue the latest row's `state`: not below it, and not more above it
+/// than the installation can deliver in the time since.
+fn seam(input: &AuditInput<'_>) -> Option<Finding> {
+    let (reading, secs_after) = input.live?;
+    let last = input
+        .short_term
+        .iter()
+        .chain(input.hourly.last())
+        .filter(|r| r.state.is_some())
+        .max_by_key(|r| r.start)?;
+    let state = last.state?;
+    let hours = (secs_after.max(0) as f64 / HOUR as f64) + 1.0;
+    let too_low = reading < state - input.tolerance.kwh(0.0);
+    let too_high = reading - state > input.limit_kwh * hours;
+    (too_low || too_high).then_some(Finding {
+        hour: crate::floor_hour(last.start),
+        kind: ProblemKind::Seam,
+        found: reading,
+        expected: Some(state),
+    })
+}
+
+/// How `repair` sets one hour.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum Fix {
+    /// InfluxDB's energy for the hour.
+    FromInflux { kwh: f64 },
+    /// InfluxDB has no data for the hour: an impossible value (negative, spike, not a number)
+    /// is removed, and an hour HA had no row for gets a 0 kWh row (what the dashboard showed).
+    Zero,
+    /// Left as it is, with the reason.
+    Kept { reason: KeptReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptReason {
+    /// A change across missing hours that is plausible for all of them, with no InfluxDB data
+    /// to split it by.
+    PlausibleAcrossHole,
+    /// Only HA's running compile can fix it (the live sensor's reading).
+    LiveSensor,
+    /// 5-minute rows can only be written with HA stopped (the recorder database).
+    NeedsDatabase,
+}
+
+impl Fix {
+    pub fn describe(&self) -> String {
+        match self {
+            Fix::FromInflux { kwh } => format!("set to InfluxDB's {kwh:.3} kWh"),
+            Fix::Zero => "no InfluxDB data: set to 0 kWh (impossible energy removed)".into(),
+            Fix::Kept { reason } => match reason {
+                KeptReason::PlausibleAcrossHole => {
+                    "kept: no InfluxDB data, and the energy is plausible for the missing hours"
+                        .into()
+                }
+                KeptReason::LiveSensor => {
+                    "kept: the live sensor's reading is pwsync serve's to publish".into()
+                }
+                KeptReason::NeedsDatabase => {
+                    "kept: 5-minute rows can only be rewritten with HA stopped (repair --target db)"
+                        .into()
+                }
+            },
+        }
+    }
+}
+
+/// One decision of `repair`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HourFix {
+    pub hour: i64,
+    #[serde(flatten)]
+    pub fix: Fix,
+}
+
+/// What to write to fix `findings`: the energy of each hour to splice (with overwrite), the
+/// hours whose 5-minute rows must be rebuilt from the hourly chain, and every decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RepairEnergy {
+    /// `(hour start, kWh)`, ascending.
+    pub energy: Vec<(i64, f64)>,
+    /// Hours whose 5-minute rows are rebuilt (only when `short_term_writable`).
+    pub short_term_hours: Vec<i64>,
+    pub fixes: Vec<HourFix>,
+}
+
+/// Decide the repair of one statistic's findings (see [`Fix`]). A hole's missing hours are
+/// written too, so the chain has a row per hour afterwards and no change spans several hours.
+pub fn plan_repair(
+    findings: &[Finding],
+    measured: &BTreeMap<i64, Measured>,
+    limit_kwh: f64,
+    short_term_writable: bool,
+) -> RepairEnergy {
+    let mut energy: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut short: BTreeSet<i64> = BTreeSet::new();
+    let mut fixes = Vec::new();
+    let from_influx = |h: i64| measured.get(&h).map(|m| m.kwh);
+    let set = |h: i64, energy: &mut BTreeMap<i64, f64>, fixes: &mut Vec<HourFix>| {
+        let fix = match from_influx(h) {
+            Some(kwh) => Fix::FromInflux { kwh },
+            None => Fix::Zero,
+        };
+        energy.insert(h, from_influx(h).unwrap_or(0.0));
+        fixes.push(HourFix { hour: h, fix });
+    };
+    for f in findings {
+        match f.kind {
+            ProblemKind::NotFinite
+            | ProblemKind::Negative
+            | ProblemKind::Spike { .. }
+            | ProblemKind::Mismatch => set(f.hour, &mut energy, &mut fixes),
+            ProblemKind::Hole { missing_hours } => {
+                let missing = (1..=missing_hours).rev().map(|k| f.hour - k * HOUR);
+                let plausible = f.found <= limit_kwh * (missing_hours + 1) as f64;
+                if plausible
+                    && from_influx(f.hour).is_none()
+                    && missing.clone().all(|h| from_influx(h).is_none())
+                {
+                    fixes.push(HourFix {
+                        hour: f.hour,
+                        fix: Fix::Kept {
+                            reason: KeptReason::PlausibleAcrossHole,
+                        },
+                    });
+                    continue;
+                }
+                for h in missing.chain([f.hour]) {
+                    set(h, &mut energy, &mut fixes);
+                }
+            }
+            ProblemKind::OutOfStep if short_term_writable => {
+                short.insert(f.hour);
+            }
+            ProblemKind::OutOfStep => fixes.push(HourFix {
+                hour: f.hour,
+                fix: Fix::Kept {
+                    reason: KeptReason::NeedsDatabase,
+                },
+            }),
+            ProblemKind::Seam => fixes.push(HourFix {
+                hour: f.hour,
+                fix: Fix::Kept {
+                    reason: KeptReason::LiveSensor,
+                },
+            }),
+        }
+    }
+    fixes.sort_by_key(|f| f.hour);
+    fixes.dedup_by_key(|f| f.hour);
+    RepairEnergy {
+        energy: energy.into_iter().collect(),
+        short_term_hours: short.into_iter().collect(),
+        fixes,
+    }
+}
+
+/// `state` for each hour of `energy` (ascending): the meter continues from the `state` of the
+/// row before it in the repaired chain, so a rewritten stretch ends on the reading HA's live
+/// compile recorded and the seam with later rows keeps its meter. A row before without a
+/// `state` (or none) starts the meter at that row's `sum` (or 0).
+pub fn anchored_states(existing: &[StatRow], energy: &[(i64, f64)]) -> Vec<f64> {
+    let rows: BTreeMap<i64, StatRow> = existing.iter().map(|r| (r.start, *r)).collect();
+    let written: BTreeSet<i64> = energy.iter().map(|e| e.0).collect();
+    let mut last_written: Option<(i64, f64)> = None;
+    energy
+        .iter()
+        .map(|&(h, kwh)| {
+            let kept_before = rows
+                .range(..h)
+                .rev()
+                .find(|(s, _)| !written.contains(s))
+                .map(|(_, r)| *r);
+            let base = match (last_written, kept_before) {
+                (Some((w, s)), Some(k)) if w > k.start => s,
+                (_, Some(k)) => k.state.or(k.sum).unwrap_or(0.0),
+                (Some((_, s)), None) => s,
+                (None, None) => 0.0,
+            };
+            let state = base + kwh;
+            last_written = Some((h, state));
+            state
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(changes: &[f64]) -> Vec<StatRow> {
+        let mut sum = 0.0;
+        changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                sum += c;
+                StatRow {
+                    start: i as i64 * HOUR,
+                    state: Some(1000.0 + sum),
+                    sum: Some(sum),
+                }
+            })
+            .collect()
+    }
+
+    fn measured(kwh: &[f64]) -> BTreeMap<i64, Measured> {
+        kwh.iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                (
+                    i as i64 * HOUR,
+                    Measured {
+                        kwh: k,
+                        complete: true,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn input<'a>(hourly: &'a [StatRow], measured: &'a BTreeMap<i64, Measured>) -> AuditInput<'a> {
+        AuditInput {
+            hourly,
+            short_term: &[],
+            measured,
+            start: 0,
+            end: 100 * HOUR,
+            limit_kwh: 30.0,
+            tolerance: Tolerance::default(),
+            live: None,
+        }
+    }
+
+    #[test]
+    fn a_clean_chain_has_no_findings_and_small_differences_are_tolerated() {
+        let rows = chain(&[0.0, 1.0, 2.0, 0.005, 3.0]);
+        let m = measured(&[0.0, 1.009, 2.0, 0.0, 3.02]);
+        assert!(audit(&input(&rows, &m)).is_empty());
+    }
+
+    #[test]
+    fn each_damage_is_found_once_with_its_kind() {
+        // hour 2 negative, hour 3 a spike, hours 4-5 stale and hour 6 their energy (an outage).
+        let rows = chain(&[0.0, 1.0, -5.0, 40.0, 0.0, 0.0, 3.0, 1.0]);
+        let m = measured(&[0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        let kinds: Vec<(i64, ProblemKind)> = audit(&input(&rows, &m))
+            .iter()
+            .map(|f| (f.hour / HOUR, f.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (2, ProblemKind::Negative),
+                (3, ProblemKind::Spike { limit_kwh: 30.0 }),
+                (4, ProblemKind::Mismatch),
+                (5, ProblemKind::Mismatch),
+                (6, ProblemKind::Mismatch),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hole_is_repaired_with_its_missing_hours_and_spikes_without_data_are_zeroed() {
+        let mut rows = chain(&[0.0, 1.0, 1.0, 1.0, 50.0, 1.0]);
+        rows.remove(2); // hour 3's change now spans hour 2 as well
+        let mut m = measured(&[0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        m.remove(&(4 * HOUR)); // no data for the spike hour
+        let findings = audit(&input(&rows, &m));
+        assert_eq!(
+            findings[0].kind,
+            ProblemKind::Hole { missing_hours: 1 },
+            "{findings:?}"
+        );
+        let plan = plan_repair(&findings, &m, 30.0, false);
+        assert_eq!(
+            plan.energy,
+            vec![(2 * HOUR, 1.0), (3 * HOUR, 1.0), (4 * HOUR, 0.0)]
+        );
+        assert_eq!(plan.fixes[2].fix, Fix::Zero);
+    }
+
+    #[test]
+    fn a_hole_where_influxdb_has_no_data_either_is_not_a_problem() {
+        let mut rows = chain(&[0.0, 1.0, 0.0, 0.0, 0.4]);
+        rows.remove(2);
+        rows.remove(2);
+        let mut m = measured(&[0.0, 1.0, 1.0, 1.0, 0.4]);
+        m.remove(&(2 * HOUR));
+        m.remove(&(3 * HOUR));
+        assert!(audit(&input(&rows, &m)).is_empty());
+        m.get_mut(&(4 * HOUR)).unwrap().kwh = 0.2;
+        assert_eq!(
+            audit(&input(&rows, &m)).len(),
+            1,
+            "the hour after must match"
+        );
+    }
+
+    #[test]
+    fn out_of_step_hours_are_rebuilt_only_where_5_minute_rows_can_be_written() {
+        let rows = chain(&[0.0, 1.0, 1.0]);
+        let short = [StatRow {
+            start: 2 * HOUR + 3300,
+            state: None,
+            sum: Some(7.0),
+        }];
+        let m = BTreeMap::new();
+        let findings = audit(&AuditInput {
+            short_term: &short,
+            ..input(&rows, &m)
+        });
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].kind, ProblemKind::OutOfStep);
+        assert_eq!(
+            plan_repair(&findings, &m, 30.0, true).short_term_hours,
+            [2 * HOUR]
+        );
+        let kept = plan_repair(&findings, &m, 30.0, false);
+        assert!(kept.short_term_hours.is_empty());
+        assert!(matches!(kept.fixes[0].fix, Fix::Kept { .. }));
+    }
+
+    #[test]
+    fn the_live_reading_must_continue_the_last_state() {
+        let rows = chain(&[0.0, 1.0]);
+        let m = BTreeMap::new();
+        let with = |live| {
+            audit(&AuditInput {
+                live: Some(live),
+                ..input(&rows, &m)
+            })
+        };
+        assert!(with((1001.5, 600)).is_empty());
+        assert_eq!(with((900.0, 600))[0].kind, ProblemKind::Seam);
+        assert_eq!(with((1100.0, 600))[0].kind, ProblemKind::Seam);
+    }
+
+    #[test]
+    fn states_continue_from_the_row_before_each_written_stretch() {
+        let rows = chain(&[0.0, 1.0, 9.0, 1.0, 1.0, 9.0]);
+        let energy = [(2 * HOUR, 2.0), (3 * HOUR, 1.5), (5 * HOUR, 0.5)];
+        let s = anchored_states(&rows, &energy);
+        // Row 1 has state 1001; row 4 (kept) has state 1012.
+        assert_eq!(s, vec![1003.0, 1004.5, 1012.5]);
+    }
+}
