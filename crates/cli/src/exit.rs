@@ -11,8 +11,6 @@ pub const USAGE: u8 = 2;
 pub const PROBLEMS_FOUND: u8 = 3;
 /// `migrate`: phase 1 migrated and is kept; phase 2 (the InfluxDB backfill) failed.
 pub const MIGRATED_BACKFILL_FAILED: u8 = 4;
-/// The command exists in the interface but is not implemented in this version.
-pub const NOT_IMPLEMENTED: u8 = 5;
 
 /// Print an error as one line (the cause chain joined by ": ") and return the error code.
 pub fn report(e: anyhow::Error) -> ExitCode {

@@ -197,8 +197,13 @@ fn wrong_password_is_one_line_and_never_shown() {
 }
 
 #[test]
-fn unimplemented_commands_say_so_and_fail() {
-    let o = pwsync("http://127.0.0.1:1", &["serve"], &[]);
-    assert_eq!(o.status.code(), Some(5));
-    assert!(stderr(&o).contains("not yet implemented"));
+fn serve_without_a_broker_is_a_one_line_error() {
+    let port = pwsync_testkit::free_port();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let o = pwsync(
+        "http://127.0.0.1:1",
+        &["serve", "--once"],
+        &[("PWSYNC_MQTT__URL", url.as_str())],
+    );
+    assert_one_line_error(&o, "cannot reach the MQTT broker");
 }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod field;
 pub mod hourly;
+pub mod live;
 pub mod local;
 pub mod meter;
 pub mod splice;

@@ -4,6 +4,7 @@
 
 use pwsync_ha::{ClientOptions, HaClient};
 use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use pwsync_testkit::mosquitto::Mosquitto;
 use std::time::Instant;
 
 #[tokio::test]
@@ -73,46 +74,14 @@ fn reference_db_has_ha_schema_and_fresh_copies() {
     assert_eq!(tables.trim(), "3");
 }
 
-/// A Mosquitto broker on a free loopback port, stopped by PID on drop.
-fn mosquitto() -> Option<(pwsync_testkit::ServerProcess, u16, tempfile::TempDir)> {
-    let bin = match pwsync_testkit::require("mosquitto", "apt-get install mosquitto") {
-        Ok(b) => b,
-        Err(m) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {m}");
-            return None;
-        }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = pwsync_testkit::free_port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let mut p = pwsync_testkit::ServerProcess::spawn(
-        "mosquitto",
-        std::process::Command::new(bin).arg("-c").arg(&conf),
-        &dir.path().join("mosquitto.log"),
-    )
-    .unwrap();
-    pwsync_testkit::wait_for_port(
-        port,
-        std::time::Duration::from_secs(10),
-        p.child_mut(),
-        "mosquitto",
-    )
-    .unwrap();
-    Some((p, port, dir))
-}
-
 #[tokio::test]
 async fn mqtt_broker_and_storage_files_are_set_up_before_start() {
     let Some(_) = ha::venv_or_skip() else { return };
-    let Some((_broker, port, _dir)) = mosquitto() else {
+    let Some(_) = pwsync_testkit::or_skip(Mosquitto::available()) else {
         return;
     };
+    let broker = Mosquitto::start().unwrap();
+    let port = broker.port();
     // An entity registry with one Teslemetry entity, in the oldest format HA migrates.
     let registry = serde_json::json!({
         "version": 1,

@@ -5,8 +5,10 @@
 mod client;
 mod energy;
 mod ident;
+mod live;
 pub mod sim;
 
 pub use client::{InfluxClient, InfluxConfig, InfluxError, QueryLog};
 pub use energy::FieldMap;
 pub use ident::Ident;
+pub use live::LiveWindow;

@@ -6,6 +6,7 @@
 
 pub mod ha;
 pub mod influxd;
+pub mod mosquitto;
 pub mod process;
 pub mod sqlservers;
 

@@ -8,10 +8,10 @@ mod doctor;
 pub mod energy;
 pub mod migrate;
 mod repair;
+pub mod serve;
 mod simulate;
 
 use crate::config::Config;
-use crate::exit;
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::Path;
@@ -26,7 +26,7 @@ pub enum Command {
     /// Write a simulated Powerwall-Dashboard database into the configured InfluxDB.
     Simulate(simulate::SimulateArgs),
     /// Live sensors over MQTT discovery (the daemon).
-    Serve(NotYet),
+    Serve(serve::ServeArgs),
     /// Historical InfluxDB energy into HA's long-term statistics.
     Backfill(backfill::BackfillArgs),
     /// Teslemetry (and other Tesla integrations') statistics onto pwsync's sensors, then backfill.
@@ -39,37 +39,17 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
-/// Arguments of a command that a later version fills in.
-#[derive(clap::Args, Debug)]
-pub struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
-}
-
 pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
-    let name = match cmd {
-        Command::Demo(a) => return demo::run(a).await.map(|_| ExitCode::SUCCESS),
-        Command::Energy(a) => {
-            energy::run(a, &Config::load(config)?).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Simulate(a) => {
-            simulate::run(a, &Config::load(config)?).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Backfill(a) => {
-            backfill::run(a, &Config::load(config)?).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Migrate(a) => return migrate::run(a, &Config::load(config)?).await,
-        Command::Check(a) => return check::run(a, &Config::load(config)?).await,
-        Command::Repair(a) => {
-            repair::run(a, &Config::load(config)?).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Doctor(a) => return doctor::run(a, &Config::load(config)?).await,
-        Command::Serve(_) => "serve",
-    };
-    eprintln!("error: `pwsync {name}` is not yet implemented in this version");
-    Ok(ExitCode::from(exit::NOT_IMPLEMENTED))
+    let ok = |_| ExitCode::SUCCESS;
+    match cmd {
+        Command::Demo(a) => demo::run(a).await.map(ok),
+        Command::Energy(a) => energy::run(a, &Config::load(config)?).await.map(ok),
+        Command::Simulate(a) => simulate::run(a, &Config::load(config)?).await.map(ok),
+        Command::Backfill(a) => backfill::run(a, &Config::load(config)?).await.map(ok),
+        Command::Migrate(a) => migrate::run(a, &Config::load(config)?).await,
+        Command::Check(a) => check::run(a, &Config::load(config)?).await,
+        Command::Repair(a) => repair::run(a, &Config::load(config)?).await.map(ok),
+        Command::Doctor(a) => doctor::run(a, &Config::load(config)?).await,
+        Command::Serve(a) => serve::run(a, &Config::load(config)?).await,
+    }
 }

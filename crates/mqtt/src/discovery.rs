@@ -1,0 +1,247 @@
+//! HA's MQTT discovery for pwsync's sensors: which sensors exist, their topics and their
+//! retained config payloads.
+
+use pwsync_energy::Field;
+use serde_json::{json, Value};
+
+/// What a sensor measures, which decides its classes, unit and payload shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Lifetime kWh, `total_increasing`, never decreasing.
+    Meter,
+    /// kWh since local midnight / the first of the month: `total` with `last_reset`. The state
+    /// payload is JSON `{"value": …, "last_reset": "…"}`.
+    Period,
+    /// kW, `measurement`.
+    Power,
+    /// %, `measurement`, with an optional device class (`battery`).
+    Percent(Option<&'static str>),
+    /// One of `options`.
+    Enum(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensor {
+    /// `home_usage`, `home_usage_today`, `battery_level`, …: entity id `sensor.<site>_<key>`.
+    pub key: String,
+    pub name: String,
+    pub kind: Kind,
+}
+
+pub const BATTERY_STATES: &[&str] = &["charging", "discharging", "idle"];
+pub const GRID_STATES: &[&str] = &["importing", "exporting", "idle"];
+pub const ISLAND_STATES: &[&str] = &["on_grid", "off_grid", "syncing"];
+
+fn sensor(key: impl Into<String>, name: impl Into<String>, kind: Kind) -> Sensor {
+    Sensor {
+        key: key.into(),
+        name: name.into(),
+        kind,
+    }
+}
+
+/// Every sensor `serve` publishes.
+pub fn catalogue() -> Vec<Sensor> {
+    let mut out = Vec::new();
+    for f in Field::ALL {
+        out.push(sensor(f.sensor_key(), f.display_name(), Kind::Meter));
+        out.push(sensor(
+            format!("{}_today", f.sensor_key()),
+            format!("{} today", f.display_name()),
+            Kind::Period,
+        ));
+        out.push(sensor(
+            format!("{}_this_month", f.sensor_key()),
+            format!("{} this month", f.display_name()),
+            Kind::Period,
+        ));
+    }
+    for (key, name) in [
+        ("load_power", "Load power"),
+        ("solar_power", "Solar power"),
+        ("battery_power", "Battery power"),
+        ("grid_power", "Grid power"),
+        ("battery_charge_power", "Battery charge power"),
+        ("battery_discharge_power", "Battery discharge power"),
+        ("grid_import_power", "Grid import power"),
+        ("grid_export_power", "Grid export power"),
+    ] {
+        out.push(sensor(key, name, Kind::Power));
+    }
+    out.push(sensor(
+        "battery_level",
+        "Battery level",
+        Kind::Percent(Some("battery")),
+    ));
+    out.push(sensor(
+        "backup_reserve",
+        "Backup reserve",
+        Kind::Percent(None),
+    ));
+    out.push(sensor(
+        "battery_state",
+        "Battery state",
+        Kind::Enum(BATTERY_STATES),
+    ));
+    out.push(sensor("grid_state", "Grid state", Kind::Enum(GRID_STATES)));
+    out.push(sensor(
+        "island_status",
+        "Island status",
+        Kind::Enum(ISLAND_STATES),
+    ));
+    out
+}
+
+/// Where pwsync's topics live for one site.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub discovery_prefix: String,
+    pub site: String,
+}
+
+impl Topics {
+    pub fn config(&self, key: &str) -> String {
+        format!(
+            "{}/sensor/pwsync_{}/{key}/config",
+            self.discovery_prefix, self.site
+        )
+    }
+    pub fn state(&self, key: &str) -> String {
+        format!("pwsync/{}/{key}/state", self.site)
+    }
+    /// Retained states of every sensor, for reading them back at start.
+    pub fn all_states(&self) -> String {
+        format!("pwsync/{}/+/state", self.site)
+    }
+    /// The key of a state topic.
+    pub fn key_of_state<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(&format!("pwsync/{}/", self.site))?
+            .strip_suffix("/state")
+    }
+    pub fn availability(&self) -> String {
+        format!("pwsync/{}/availability", self.site)
+    }
+    /// HA's birth and last-will topic.
+    pub fn ha_status(&self) -> String {
+        format!("{}/status", self.discovery_prefix)
+    }
+}
+
+/// The device all sensors belong to.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub name: String,
+    pub sw_version: String,
+}
+
+/// Whether `ha_version` takes `default_entity_id` (2025.10 and later) rather than `object_id`.
+/// Unknown versions get both: each version ignores the key it does not know.
+fn entity_id_keys(ha_version: Option<&str>) -> (bool, bool) {
+    let parsed = ha_version.and_then(|v| {
+        let mut it = v.split('.');
+        Some((
+            it.next()?.parse::<u32>().ok()?,
+            it.next()?.parse::<u32>().ok()?,
+        ))
+    });
+    match parsed {
+        Some(v) if v >= (2025, 10) => (false, true),
+        Some(_) => (true, false),
+        None => (true, true),
+    }
+}
+
+/// The retained discovery config of `s`.
+pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> Value {
+    let object_id = format!("{}_{}", t.site, s.key);
+    let mut c = json!({
+        "name": s.name,
+        "unique_id": format!("pwsync_{}_{}", t.site, s.key),
+        "state_topic": t.state(&s.key),
+        "availability_topic": t.availability(),
+        "device": {
+            "identifiers": [format!("pwsync_{}", t.site)],
+            "name": d.name,
+            "manufacturer": "Tesla",
+            "model": "Powerwall (Powerwall-Dashboard via pwsync)",
+            "sw_version": d.sw_version,
+        },
+    });
+    let (object, default_entity) = entity_id_keys(ha_version);
+    if object {
+        c["object_id"] = json!(object_id);
+    }
+    if default_entity {
+        c["default_entity_id"] = json!(format!("sensor.{object_id}"));
+    }
+    match &s.kind {
+        Kind::Meter => {
+            c["device_class"] = json!("energy");
+            c["state_class"] = json!("total_increasing");
+            c["unit_of_measurement"] = json!("kWh");
+            c["suggested_display_precision"] = json!(2);
+        }
+        Kind::Period => {
+            c["device_class"] = json!("energy");
+            c["state_class"] = json!("total");
+            c["unit_of_measurement"] = json!("kWh");
+            c["suggested_display_precision"] = json!(2);
+            c["value_template"] = json!("{{ value_json.value }}");
+            c["last_reset_value_template"] = json!("{{ value_json.last_reset }}");
+        }
+        Kind::Power => {
+            c["device_class"] = json!("power");
+            c["state_class"] = json!("measurement");
+            c["unit_of_measurement"] = json!("kW");
+            c["suggested_display_precision"] = json!(2);
+        }
+        Kind::Percent(class) => {
+            if let Some(class) = class {
+                c["device_class"] = json!(class);
+            }
+            c["state_class"] = json!("measurement");
+            c["unit_of_measurement"] = json!("%");
+            c["suggested_display_precision"] = json!(0);
+        }
+        Kind::Enum(options) => {
+            c["device_class"] = json!("enum");
+            c["options"] = json!(options);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sensor_has_a_unique_key_and_stable_ids() {
+        let all = catalogue();
+        let mut keys: Vec<_> = all.iter().map(|s| s.key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), all.len());
+        assert_eq!(all.len(), 6 * 3 + 8 + 2 + 3);
+        let t = Topics {
+            discovery_prefix: "homeassistant".into(),
+            site: "cabin".into(),
+        };
+        let d = Device {
+            name: "Powerwall".into(),
+            sw_version: "0.1.0".into(),
+        };
+        let c = config(&all[0], &t, &d, Some("2025.4.4"));
+        assert_eq!(c["unique_id"], "pwsync_cabin_home_usage");
+        assert_eq!(c["object_id"], "cabin_home_usage");
+        assert!(c.get("default_entity_id").is_none());
+        assert_eq!(c["state_class"], "total_increasing");
+        let c = config(&all[1], &t, &d, Some("2025.11.1"));
+        assert_eq!(c["default_entity_id"], "sensor.cabin_home_usage_today");
+        assert!(c.get("object_id").is_none());
+        assert_eq!(c["state_class"], "total");
+        assert_eq!(t.key_of_state(&t.state("grid_power")), Some("grid_power"));
+        assert_eq!(t.key_of_state("pwsync/other/x/state"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! pwsync's MQTT adapter: one broker connection that keeps itself up, and the payloads of HA's
+//! MQTT discovery.
+//!
+//! [`Mqtt::connect`] returns only once the broker accepted the connection (or with a one-line
+//! error saying why not: refused credentials, unreachable broker). After that a background task
+//! keeps polling the connection; when it drops it reconnects with backoff (1 s doubling to 60 s)
+//! and reports [`Incoming::Connected`] again, so the caller republishes and resubscribes.
+
+pub mod discovery;
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS,
+};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("invalid MQTT broker URL '{url}': {reason} (expected mqtt://host:1883)")]
+    BadUrl { url: String, reason: String },
+    #[error("the MQTT broker at {broker} refused the login ({code}): check mqtt.username and mqtt.password")]
+    Refused { broker: String, code: String },
+    #[error("cannot reach the MQTT broker at {broker}: {reason}")]
+    Unreachable { broker: String, reason: String },
+    #[error("the MQTT connection is closed: {0}")]
+    Closed(String),
+}
+
+/// How to reach the broker.
+#[derive(Clone)]
+pub struct MqttSettings {
+    /// `mqtt://host[:port]` (or `mqtts://` with the `tls` feature).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub client_id: String,
+    /// Published by the broker (retained) when pwsync disappears without saying goodbye.
+    pub will: Option<(String, String)>,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+/// What the connection task reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// (Re)connected: publish the discovery configs and subscribe again.
+    Connected,
+    Message {
+        topic: String,
+        payload: String,
+        retained: bool,
+    },
+}
+
+/// A live broker connection.
+pub struct Mqtt {
+    client: AsyncClient,
+    rx: mpsc::Receiver<Incoming>,
+    task: JoinHandle<()>,
+    broker: String,
+}
+
+/// `(host, port, tls)` of a broker URL.
+fn parse_url(url: &str) -> Result<(String, u16, bool), MqttError> {
+    let bad = |reason: &str| MqttError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let u = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    let tls = match u.scheme() {
+        "mqtt" | "tcp" => false,
+        "mqtts" | "ssl" => true,
+        s => return Err(bad(&format!("unknown scheme '{s}'"))),
+    };
+    let host = u.host_str().ok_or_else(|| bad("no host"))?.to_string();
+    let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
+    Ok((host, port, tls))
+}
+
+fn options(s: &MqttSettings) -> Result<(MqttOptions, String), MqttError> {
+    let (host, port, tls) = parse_url(&s.url)?;
+    let broker = format!("{host}:{port}");
+    let mut o = MqttOptions::new(&s.client_id, host, port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(user) = &s.username {
+        o.set_credentials(user, s.password.clone().unwrap_or_default());
+    }
+    if let Some((topic, payload)) = &s.will {
+        o.set_last_will(LastWill::new(
+            topic,
+            payload.clone(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    }
+    if tls {
+        enable_tls(&mut o, &s.url)?;
+    }
+    Ok((o, broker))
+}
+
+#[cfg(feature = "tls")]
+fn enable_tls(o: &mut MqttOptions, _url: &str) -> Result<(), MqttError> {
+    o.set_transport(rumqttc::Transport::tls_with_default_config());
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn enable_tls(_o: &mut MqttOptions, url: &str) -> Result<(), MqttError> {
+    Err(MqttError::BadUrl {
+        url: url.to_string(),
+        reason: "this pwsync was built without TLS: rebuild with `--features pwsync-mqtt/tls` or use mqtt://".into(),
+    })
+}
+
+fn describe(e: &ConnectionError, broker: &str) -> MqttError {
+    match e {
+        ConnectionError::ConnectionRefused(code) => MqttError::Refused {
+            broker: broker.to_string(),
+            code: match code {
+                ConnectReturnCode::BadUserNamePassword => "bad user name or password".into(),
+                ConnectReturnCode::NotAuthorized => "not authorized".into(),
+                other => format!("{other:?}"),
+            },
+        },
+        other => MqttError::Unreachable {
+            broker: broker.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+impl Mqtt {
+    /// Connect and wait for the broker's answer (at most `connect_timeout`).
+    pub async fn connect(s: &MqttSettings) -> Result<Mqtt, MqttError> {
+        let (opts, broker) = options(s)?;
+        let (client, mut eventloop) = AsyncClient::new(opts, 256);
+        // The first answer decides: accepted, refused or unreachable.
+        let first = tokio::time::timeout(s.connect_timeout, async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) => return Err(describe(&e, &broker)),
+                }
+            }
+        })
+        .await
+        .map_err(|_| MqttError::Unreachable {
+            broker: broker.clone(),
+            reason: format!("no answer within {} s", s.connect_timeout.as_secs()),
+        })?;
+        first?;
+        let (tx, rx) = mpsc::channel(1024);
+        let _ = tx.try_send(Incoming::Connected);
+        let task = tokio::spawn(drive(eventloop, tx, broker.clone()));
+        Ok(Mqtt {
+            client,
+            rx,
+            task,
+            broker,
+        })
+    }
+
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+    ) -> Result<(), MqttError> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .map_err(|e| MqttError::Closed(e.to_string()))
+    }
+
+    pub async fn subscribe(&self, filter: &str) -> Result<(), MqttError> {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| MqttError::Closed(e.to_string()))
+    }
+
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), MqttError> {
+        self.client
+            .unsubscribe(filter)
+            .await
+            .map_err(|e| MqttError::Closed(e.to_string()))
+    }
+
+    /// The next event, or `None` when `wait` passes without one.
+    pub async fn next(&mut self, wait: Duration) -> Option<Incoming> {
+        tokio::time::timeout(wait, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub fn broker(&self) -> &str {
+        &self.broker
+    }
+
+    /// Say goodbye (no last will) once everything queued is sent.
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+        // Let the event loop flush the queue and the DISCONNECT.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+/// Poll the connection for as long as the client lives; reconnect with backoff.
+async fn drive(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Incoming>, broker: String) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_secs(1);
+                tracing::info!(%broker, "MQTT connected again");
+                let _ = tx.send(Incoming::Connected).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let msg = Incoming::Message {
+                    topic: p.topic.clone(),
+                    payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                    retained: p.retain,
+                };
+                let _ = tx.send(msg).await;
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                // Keep polling until the socket is flushed and closed: returning now would drop
+                // the queued packets (and the broker would publish the last will).
+                let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                    while eventloop.poll().await.is_ok() {}
+                })
+                .await;
+                return;
+            }
+            Ok(_) => {}
+            Err(ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                tracing::warn!(%broker, "MQTT connection lost ({}); retrying in {} s", describe(&e, &broker), backoff.as_secs());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("mqtt://broker.lan").unwrap(),
+            ("broker.lan".into(), 1883, false)
+        );
+        assert_eq!(
+            parse_url("mqtts://b:8884").unwrap(),
+            ("b".into(), 8884, true)
+        );
+        assert!(matches!(
+            parse_url("http://b"),
+            Err(MqttError::BadUrl { .. })
+        ));
+        assert!(parse_url("nonsense").is_err());
+    }
+}
