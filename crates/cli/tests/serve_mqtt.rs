@@ -265,6 +265,29 @@ async fn an_influxdb_outage_makes_sensors_unavailable_and_never_publishes_zero()
     );
     let before = *meter_values(&seen, "home_usage").last().unwrap();
 
+    // HA's birth message: serve publishes its discovery configs again.
+    m.subscribe("homeassistant/sensor/pwsync_powerwall/+/config")
+        .await
+        .unwrap();
+    let mut configs = Vec::new();
+    collect(&mut m, &mut configs, Duration::from_secs(2), |_| false).await;
+    m.publish("homeassistant/status", "online", false)
+        .await
+        .unwrap();
+    let republished = collect(&mut m, &mut configs, Duration::from_secs(20), |s| {
+        s.iter()
+            .filter(|(t, _)| t.ends_with("/home_usage/config"))
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(republished, "discovery republished on HA's birth message");
+    seen.extend(
+        configs
+            .into_iter()
+            .filter(|(t, _)| t.starts_with("pwsync/")),
+    );
+
     influx.stop();
     assert!(
         collect(&mut m, &mut seen, Duration::from_secs(60), |s| {
@@ -351,4 +374,90 @@ async fn after_a_restart_the_meter_never_starts_lower() {
             "{k}: {after} after the restart, {before} before"
         );
     }
+}
+
+/// The seam between backfilled history and the live sensor, through HA's own compile. HA's
+/// clock is set (libfaketime) to under six minutes before an hour boundary H1, so it compiles
+/// one 5-minute row of the new live meter and then the hour before H1 within minutes of wall
+/// time. History up to the hour before that is backfilled through the websocket (which cannot
+/// write 5-minute rows: HA would start the live sum at 0, a negative hour of all history).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
+    let Some((influx, broker)) = servers_with_broker() else {
+        return;
+    };
+    if !std::path::Path::new(pwsync_testkit::ha::LIBFAKETIME).is_file() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install faketime");
+        return eprintln!("skipping: apt-get install faketime");
+    }
+    let h1 = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 15 * 60);
+    let (hour_p, hour_h) = (h1 - 2 * 3600, h1 - 3600);
+    let client = pwsync_influx::InfluxClient::new(pwsync_influx::InfluxConfig {
+        url: influx.url(),
+        ..Default::default()
+    })
+    .unwrap();
+    // A fresh database: history up to and including the sample at the end of hour P.
+    client.execute("DROP DATABASE powerwall").await.unwrap();
+    pwsync_influx::sim::create_schema(&client).await.unwrap();
+    let mut sim = pwsync_influx::sim::Simulator::new(4, h1 - 2 * 86_400, tz());
+    pwsync_influx::sim::write(&client, &mut sim, h1 - 2 * 86_400, hour_h + 60)
+        .await
+        .unwrap();
+
+    let offset = (h1 - 340) - chrono::Utc::now().timestamp();
+    let ha = HaInstance::start(HaOptions {
+        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
+        clock_offset_secs: Some(offset),
+        ..HaOptions::default().with_time_zone(ZONE)
+    })
+    .unwrap();
+    let mut e = env(&influx, &broker);
+    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
+    let backfilled = ok(pwsync(&e, &["backfill", "--all", "--json"]));
+    assert!(
+        backfilled["rows"].as_u64().unwrap() >= 6 * 40,
+        "{backfilled}"
+    );
+    // The live data of hour H, up to the sample at H1: the meter serve publishes is the
+    // meter at H1.
+    pwsync_influx::sim::write(&client, &mut sim, hour_h + 60, h1 + 60)
+        .await
+        .unwrap();
+    let mut serve = spawn_serve(&e);
+
+    let c = ha_client(&ha);
+    let id = "sensor.powerwall_home_usage";
+    let deadline = Instant::now() + Duration::from_secs(9 * 60);
+    let rows = loop {
+        let rows = ha_rows(&c, id, hour_p - 3600, h1 + 3600).await;
+        if rows.iter().any(|r| r.start_secs() == hour_h) {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HA did not compile the hour before {h1}: {:?}\n{}",
+            rows.iter().map(|r| r.start_secs()).collect::<Vec<_>>(),
+            ha.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    stop(&mut serve);
+    let energy = influx_hourly(&influx.url(), pwsync_energy::Field::Home, hour_p, h1).await;
+    let change = |t: i64| {
+        let i = rows.iter().position(|r| r.start_secs() == t).unwrap();
+        rows[i].sum.unwrap() - rows[i - 1].sum.unwrap()
+    };
+    let (p, h) = (change(hour_p), change(hour_h));
+    assert!(
+        (p - energy[&hour_p]).abs() < 0.001,
+        "the last backfilled hour kept its energy: {p} vs {}",
+        energy[&hour_p]
+    );
+    assert!(
+        (h - energy[&hour_h]).abs() < 0.001,
+        "the first compiled hour: HA {h} kWh, InfluxDB {} kWh",
+        energy[&hour_h]
+    );
 }

@@ -197,3 +197,62 @@ mod tests {
         assert_eq!(island_status(7), None);
     }
 }
+
+/// The shift that makes HA's live 5-minute chain continue the hourly chain before it.
+///
+/// HA compiles a meter from its latest 5-minute row; a meter with none (a new sensor, or hourly
+/// history imported through the websocket, which cannot write 5-minute rows) starts its sum at 0
+/// below years of imported history: a huge negative hour at the seam. The chain is right when
+/// the newest 5-minute row `short` continues the last hourly row `prev` by the meter's growth:
+/// `short.sum = prev.sum + (short.state − prev.state)`. `meter_at_prev_end` is pwsync's meter at
+/// the end of `prev`'s hour: when `prev.state` is not on that scale (migrated rows, a foreign
+/// chain) the state difference means nothing and no shift is proposed (repair handles those).
+/// Returns the amount to add to every row from `prev`'s end on, if it exceeds `tolerance_kwh`.
+pub fn seam_shift(
+    prev: &crate::StatRow,
+    short: &crate::StatRow,
+    meter_at_prev_end: f64,
+    tolerance_kwh: f64,
+) -> Option<f64> {
+    let (ps, pm, ss, sm) = (prev.sum?, prev.state?, short.sum?, short.state?);
+    if ![ps, pm, ss, sm].iter().all(|v| v.is_finite()) || sm < pm {
+        return None;
+    }
+    if (pm - meter_at_prev_end).abs() > tolerance_kwh {
+        return None;
+    }
+    let delta = ps + (sm - pm) - ss;
+    (delta.abs() > tolerance_kwh).then_some(delta)
+}
+
+#[cfg(test)]
+mod seam_tests {
+    use super::*;
+    use crate::StatRow;
+
+    fn row(start: i64, state: f64, sum: f64) -> StatRow {
+        StatRow {
+            start,
+            state: Some(state),
+            sum: Some(sum),
+        }
+    }
+
+    #[test]
+    fn a_fresh_live_chain_is_moved_onto_the_imported_history() {
+        // Imported: sum 20,000 kWh at the end of hour 0, meter 5,000 kWh. HA's first 5-minute
+        // row of the live sensor: sum from 0, meter 5,001.5 kWh.
+        let prev = row(0, 5000.0, 20_000.0);
+        let short = row(HOUR + 600, 5001.5, 0.25);
+        let d = seam_shift(&prev, &short, 5000.0, 0.05).unwrap();
+        assert!((short.sum.unwrap() + d - 20_001.5).abs() < 1e-9);
+        // Continuous already (up to a poll's worth): nothing.
+        let ok = row(HOUR + 600, 5001.5, 20_001.49);
+        assert_eq!(seam_shift(&prev, &ok, 5000.0, 0.05), None);
+        // The previous row is not on pwsync's meter scale: no guess.
+        let foreign = row(0, 20_000.0, 20_000.0);
+        assert_eq!(seam_shift(&foreign, &short, 5000.0, 0.05), None);
+        // A meter reading below the row before (a reset): not this function's business.
+        assert_eq!(seam_shift(&prev, &row(HOUR, 10.0, 0.0), 5000.0, 0.05), None);
+    }
+}

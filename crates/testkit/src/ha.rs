@@ -284,6 +284,9 @@ pub struct HaOptions {
     pub sqlite_db: Option<PathBuf>,
     /// YAML appended to `configuration.yaml` (e.g. `template:` sensors).
     pub extra_config: String,
+    /// Run HA's wall clock this many seconds off the real one (libfaketime; the monotonic clock
+    /// stays real): a test can put HA a minute before an hour boundary to see it compile.
+    pub clock_offset_secs: Option<i64>,
 }
 
 impl Default for HaOptions {
@@ -295,6 +298,7 @@ impl Default for HaOptions {
             storage_files: Vec::new(),
             sqlite_db: None,
             extra_config: String::new(),
+            clock_offset_secs: None,
         }
     }
 }
@@ -403,7 +407,12 @@ impl HaInstance {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        self.process = Some(spawn_hass(&self.venv, &self.dir, self.port)?);
+        self.process = Some(spawn_hass(
+            &self.venv,
+            &self.dir,
+            self.port,
+            &clock_env(&self.opts)?,
+        )?);
         Ok(())
     }
 
@@ -507,7 +516,9 @@ impl HaInstance {
             bail!("hass is running");
         }
         let (venv, dir, port) = (self.venv.clone(), self.dir.clone(), self.port);
-        let process = tokio::task::spawn_blocking(move || spawn_hass(&venv, &dir, port)).await??;
+        let env = clock_env(&self.opts)?;
+        let process =
+            tokio::task::spawn_blocking(move || spawn_hass(&venv, &dir, port, &env)).await??;
         self.process = Some(process);
         self.version = wait_running(self.ws_url(), self.token.clone()).await?;
         Ok(())
@@ -533,8 +544,33 @@ fn log_tail(dir: &Path, n: usize) -> String {
 
 /// Start `hass` for the config in `dir/config` through the launcher and wait until its HTTP
 /// server listens (it does once the startup integrations are set up).
-fn spawn_hass(venv: &Path, dir: &Path, port: u16) -> Result<ServerProcess> {
+/// libfaketime's library (Debian package `faketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The environment that shifts HA's wall clock, when asked for.
+fn clock_env(opts: &HaOptions) -> Result<Vec<(String, String)>> {
+    let Some(offset) = opts.clock_offset_secs else {
+        return Ok(Vec::new());
+    };
+    if !Path::new(LIBFAKETIME).is_file() {
+        bail!("{LIBFAKETIME} is missing: apt-get install faketime");
+    }
+    Ok(vec![
+        ("LD_PRELOAD".into(), LIBFAKETIME.into()),
+        ("FAKETIME".into(), format!("{offset:+}")),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+    ])
+}
+
+fn spawn_hass(
+    venv: &Path,
+    dir: &Path,
+    port: u16,
+    env: &[(String, String)],
+) -> Result<ServerProcess> {
     let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     cmd.arg(dir.join("launcher.py"))
         .arg(std::process::id().to_string())
         .arg(dir)

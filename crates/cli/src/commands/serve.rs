@@ -12,7 +12,9 @@ use anyhow::{Context, Result};
 use chrono::TimeZone;
 use chrono_tz::Tz;
 use pwsync_energy::audit::Tolerance;
-use pwsync_energy::live::{app_battery_level, battery_state, grid_state, island_status, LiveMeter};
+use pwsync_energy::live::{
+    app_battery_level, battery_state, grid_state, island_status, seam_shift, LiveMeter,
+};
 use pwsync_energy::local::{local_date, local_day_range, month_range};
 use pwsync_energy::{floor_hour, floor_to, Field, Sample, HOUR};
 use pwsync_ha::WsStore;
@@ -20,6 +22,7 @@ use pwsync_influx::LiveWindow;
 use pwsync_jobs::{heal, HealOptions};
 use pwsync_mqtt::discovery::{self, Device, Topics};
 use pwsync_mqtt::{Incoming, Mqtt, MqttSettings};
+use pwsync_store::{Shift, StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +33,13 @@ const SETTLE: i64 = 15 * 60;
 const QUARTER: i64 = 15 * 60;
 /// Instant sensors are not refreshed from a sample older than this.
 const STALE: i64 = 10 * 60;
+/// How far back the meter's hour-boundary readings are kept for the seam guard.
+const MARKS_KEPT: i64 = 72 * 3600;
+/// A 5-minute chain this far (kWh) from continuing the hourly chain is moved; and a previous
+/// hourly row whose `state` is this close to pwsync's meter was written by pwsync.
+const SEAM_TOLERANCE: f64 = 0.01;
+/// Seconds between seam checks (HA compiles 5-minute rows every 5 minutes).
+const GUARD_EVERY: i64 = 20;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -72,14 +82,20 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     let mut state = Live::new(retained, ha.tz, source.gap_limit);
     let interval = Duration::from_secs(args.interval.unwrap_or(cfg.mqtt.poll_interval_secs).max(1));
     let mut next_heal = next_heal_time(now());
+    let mut last_guard = 0;
     loop {
         let published = poll(&source, &mut state, &mqtt, &topics).await;
         if args.once {
             mqtt.disconnect().await;
             return published.map(|()| ExitCode::SUCCESS);
         }
-        if let Err(e) = published {
-            tracing::warn!("poll failed, sensors unavailable: {e:#}");
+        match published {
+            Err(e) => tracing::warn!("poll failed, sensors unavailable: {e:#}"),
+            Ok(()) if now() - last_guard >= GUARD_EVERY => {
+                ha.guard_seam(cfg, &state).await;
+                last_guard = now();
+            }
+            Ok(()) => {}
         }
         if now() >= next_heal {
             ha.heal(cfg, &source).await;
@@ -157,6 +173,40 @@ impl HaLink {
         }
     }
 
+    /// Keep HA's live 5-minute chain continuous with the hourly rows before it (see
+    /// [`seam_shift`]): after a backfill through the websocket HA starts a new meter's sum at 0.
+    async fn guard_seam(&self, cfg: &Config, live: &Live) {
+        if !self.configured {
+            return;
+        }
+        let Ok(client) = ha_client(cfg) else { return };
+        let store = WsStore::new(client);
+        for f in Field::ALL {
+            let id = cfg.meter_entity(f);
+            match seam_plan(&store, &id, live.marks.get(&f)).await {
+                Ok(Some(shift)) => {
+                    let write = StatWrite {
+                        meta: StatMeta::energy_kwh(&id, f.display_name()),
+                        shifts: vec![shift],
+                        hourly: vec![],
+                        short_term: vec![],
+                    };
+                    let plan = WritePlan {
+                        writes: vec![write],
+                    };
+                    match store.apply(&plan).await {
+                        Ok(()) => {
+                            tracing::warn!(statistic = %id, from = shift.from, delta_kwh = shift.delta, "moved HA's live 5-minute chain onto the hourly history (seam)")
+                        }
+                        Err(e) => tracing::warn!(statistic = %id, "seam shift failed: {e}"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(statistic = %id, "seam check skipped: {e}"),
+            }
+        }
+    }
+
     /// One self-healing cycle over the last 48 compiled hours; errors are logged, not fatal.
     async fn heal(&self, cfg: &Config, source: &Source) {
         if !self.configured {
@@ -186,6 +236,32 @@ impl HaLink {
             Err(e) => tracing::warn!("heal failed: {e}"),
         }
     }
+}
+
+/// The shift the seam of `id` needs, if any: its newest 5-minute row against the last hourly
+/// row before that row's hour.
+async fn seam_plan(
+    store: &WsStore,
+    id: &str,
+    marks: Option<&BTreeMap<i64, f64>>,
+) -> Result<Option<Shift>> {
+    let Some(short) = store
+        .last_before(id, Table::ShortTerm, now() + HOUR)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(prev) = store
+        .last_before(id, Table::Hourly, floor_hour(short.start))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let from = prev.start + HOUR;
+    let Some(meter) = marks.and_then(|m| m.get(&from)) else {
+        return Ok(None);
+    };
+    Ok(seam_shift(&prev, &short, *meter, SEAM_TOLERANCE).map(|delta| Shift { from, delta }))
 }
 
 /// The lifetime meters read back from the broker (retained states from before a restart).
@@ -249,6 +325,8 @@ struct Live {
     meters: Option<BTreeMap<Field, LiveMeter>>,
     today: BTreeMap<Field, Period>,
     month: BTreeMap<Field, Period>,
+    /// The meter at recent hour boundaries, for the seam guard.
+    marks: BTreeMap<Field, BTreeMap<i64, f64>>,
     /// The last values published, republished on HA's birth message.
     last_states: BTreeMap<String, String>,
 }
@@ -262,6 +340,7 @@ impl Live {
             meters: None,
             today: BTreeMap::new(),
             month: BTreeMap::new(),
+            marks: BTreeMap::new(),
             last_states: BTreeMap::new(),
         }
     }
@@ -323,9 +402,13 @@ async fn start_meters(source: &Source, live: &mut Live, now: i64) -> Result<()> 
         let mut kwh = base_month;
         let mut at_day = if day <= split { None } else { Some(base_month) };
         if let Some(r) = recent.as_ref().and_then(|r| r.get(&f)) {
+            let marks = live.marks.entry(f).or_default();
             for b in &r.buckets {
                 if b.start == day {
                     at_day = Some(kwh);
+                }
+                if b.start % HOUR == 0 && b.start >= now - MARKS_KEPT {
+                    marks.insert(b.start, kwh);
                 }
                 kwh += b.wh / 1000.0;
             }
@@ -428,7 +511,16 @@ async fn poll_values(source: &Source, live: &mut Live) -> Result<BTreeMap<String
     let meters = live.meters.as_mut().expect("started above");
     for f in Field::ALL {
         let m = meters.get_mut(&f).expect("every field");
-        let kwh = m.update(window.samples(f), gap, now - SETTLE);
+        let samples = window.samples(f);
+        let newest = samples.last().map(|x| x.t).unwrap_or(m.anchor());
+        let marks = live.marks.entry(f).or_default();
+        let mut t = floor_hour(m.anchor()) + HOUR;
+        while t <= newest {
+            marks.insert(t, m.value_at(samples, t, gap));
+            t += HOUR;
+        }
+        marks.retain(|t, _| *t >= now - MARKS_KEPT);
+        let kwh = m.update(samples, gap, now - SETTLE);
         out.insert(f.sensor_key().to_string(), format!("{kwh:.6}"));
         for (suffix, p) in [("today", live.today[&f]), ("this_month", live.month[&f])] {
             let value = (kwh - p.meter_at_start).max(0.0);
