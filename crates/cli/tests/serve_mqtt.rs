@@ -461,3 +461,43 @@ async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
         energy[&hour_h]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_that_refuses_the_login_is_a_one_line_error() {
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start_with_login("pwsync", "right-password").unwrap();
+    let base = [
+        ("PWSYNC_INFLUXDB__URL", "http://127.0.0.1:1".to_string()),
+        ("PWSYNC_MQTT__URL", broker.url()),
+        ("PWSYNC_MQTT__USERNAME", "pwsync".to_string()),
+    ];
+    let wrong = [
+        &base[..],
+        &[("PWSYNC_MQTT__PASSWORD", "wrong-password".to_string())],
+    ]
+    .concat();
+    let o = pwsync(&wrong, &["serve", "--once"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused the login"), "{err}");
+    assert!(
+        !err.contains("wrong-password"),
+        "no secret in the message: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The right password gets past the broker (and then fails on the missing InfluxDB: the
+    // sensors are marked unavailable, nothing else is published).
+    let right = [
+        &base[..],
+        &[("PWSYNC_MQTT__PASSWORD", "right-password".to_string())],
+    ]
+    .concat();
+    let o = pwsync(&right, &["serve", "--once"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("refused the login") && err.contains("InfluxDB"),
+        "{err}"
+    );
+}
