@@ -279,8 +279,9 @@ async fn read_retained(mqtt: &mut Mqtt, topics: &Topics) -> Result<BTreeMap<Stri
                 }
             }
             Some(Incoming::Connected) => {}
-            None if !out.is_empty() => break,
-            None => {}
+            // The broker sends retained messages right after the subscription: a quiet spell
+            // means there are no more.
+            None => break,
         }
     }
     mqtt.unsubscribe(&topics.all_states()).await?;
