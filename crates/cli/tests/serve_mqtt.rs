@@ -377,7 +377,7 @@ async fn after_a_restart_the_meter_never_starts_lower() {
 }
 
 /// The seam between backfilled history and the live sensor, through HA's own compile. HA's
-/// clock is set (libfaketime) to under six minutes before an hour boundary H1, so it compiles
+/// clock is set (libfaketime) to seven minutes before an hour boundary H1, so it compiles
 /// one 5-minute row of the new live meter and then the hour before H1 within minutes of wall
 /// time. History up to the hour before that is backfilled through the websocket (which cannot
 /// write 5-minute rows: HA would start the live sum at 0, a negative hour of all history).
@@ -405,7 +405,9 @@ async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
         .await
         .unwrap();
 
-    let offset = (h1 - 340) - chrono::Utc::now().timestamp();
+    // Seven minutes: HA start, the backfill and serve's first poll must all happen before HA's
+    // 5-minute compile at H1 − 5 min (about 30 s here; slow machines get the rest as margin).
+    let offset = (h1 - 420) - chrono::Utc::now().timestamp();
     let ha = HaInstance::start(HaOptions {
         mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
         clock_offset_secs: Some(offset),
