@@ -25,15 +25,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// children when `pid` is None.
 fn cpu_seconds(pid: Option<u32>) -> f64 {
     match pid {
-        Some(pid) => {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-            (ticks(11) + ticks(12)) / hz
-        }
+        Some(pid) => pwsync_testkit::process::proc_cpu_seconds(pid),
         None => {
             let mut u: libc::rusage = unsafe { std::mem::zeroed() };
             unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };

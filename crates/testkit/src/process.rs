@@ -144,3 +144,15 @@ pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
         Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
     }
 }
+
+/// CPU time (user + system, seconds) a running process has used, from `/proc/<pid>/stat`;
+/// 0 when it cannot be read. For benchmarks that attribute time to pwsync, HA and InfluxDB.
+pub fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
