@@ -7,8 +7,10 @@ mod energy;
 mod ident;
 mod live;
 pub mod sim;
+mod source;
 
 pub use client::{InfluxClient, InfluxConfig, InfluxError, QueryLog};
 pub use energy::FieldMap;
 pub use ident::Ident;
 pub use live::LiveWindow;
+pub use source::InfluxSource;

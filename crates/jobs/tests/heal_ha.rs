@@ -4,12 +4,11 @@
 //! hours without rows). One healing cycle must make those hours match InfluxDB, touch nothing
 //! outside its 48 hours, and a second cycle must write nothing.
 
-use async_trait::async_trait;
 use pwsync_energy::audit::Tolerance;
-use pwsync_energy::{Field, Integration, StatRow, HOUR};
+use pwsync_energy::{Field, StatRow, HOUR};
 use pwsync_ha::{ClientOptions, HaClient, Period, StatType, WsStore};
 use pwsync_influx::sim::{self, Simulator};
-use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
+use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig, InfluxSource};
 use pwsync_jobs::{compiled_limit, heal, EnergySource, HealOptions};
 use pwsync_store::StatMeta;
 use pwsync_testkit::ha::{self, HaInstance, HaOptions};
@@ -21,32 +20,6 @@ const ZONE: &str = "America/Los_Angeles";
 const HOME: &str = "sensor.powerwall_home_usage";
 const SOLAR: &str = "sensor.powerwall_solar_generated";
 
-/// The InfluxDB as a job's source (what the CLI's `Source` is, without the config).
-struct Influx(InfluxClient);
-
-#[async_trait]
-impl EnergySource for Influx {
-    async fn first_timestamp(&self, fields: &[Field]) -> Result<Option<i64>, String> {
-        self.0
-            .first_timestamp(&FieldMap::default(), fields)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn energy(
-        &self,
-        fields: &[Field],
-        start: i64,
-        end: i64,
-        bucket: i64,
-    ) -> Result<BTreeMap<Field, Integration>, String> {
-        self.0
-            .energy(&FieldMap::default(), fields, start, end, bucket, 300)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
 fn skip_or_panic(what: String) -> Option<()> {
     if std::env::var_os("CI").is_some() {
         panic!("{what} (CI is set, so nothing may skip)");
@@ -55,7 +28,7 @@ fn skip_or_panic(what: String) -> Option<()> {
     None
 }
 
-async fn hourly(source: &Influx, field: Field, start: i64, end: i64) -> BTreeMap<i64, f64> {
+async fn hourly(source: &InfluxSource, field: Field, start: i64, end: i64) -> BTreeMap<i64, f64> {
     source.energy(&[field], start, end, HOUR).await.unwrap()[&field]
         .buckets
         .iter()
@@ -151,7 +124,11 @@ async fn one_healing_cycle_makes_an_outage_match_influxdb() {
     )
     .await
     .unwrap();
-    let source = Influx(client);
+    let source = InfluxSource {
+        client,
+        map: FieldMap::default(),
+        gap_limit: 300,
+    };
     let end = compiled_limit(now);
     let outage = end - 10 * HOUR; // 12:00 PDT, in the sun
     let old_outage = end - 60 * HOUR; // outside the 48 hours healed

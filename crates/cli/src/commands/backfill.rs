@@ -48,7 +48,7 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
     } else {
         args.fields.clone()
     };
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     let target = Opened::open(&args.target, cfg, args.dry_run).await?;
     let result = match source.client.check_source(&source.map, &fields).await {
         Ok(()) => backfill_into(&args, cfg, &source, &target, fields).await,

@@ -5,7 +5,6 @@ use crate::commands::chart;
 use crate::config::Config;
 use crate::exit;
 use crate::output::table;
-use crate::source::Source;
 use crate::target::{Opened, TargetArgs};
 use anyhow::{bail, Result};
 use pwsync_energy::audit::Tolerance;
@@ -52,7 +51,7 @@ pub async fn run(args: CheckArgs, cfg: &Config) -> Result<ExitCode> {
     if let Some(path) = &args.chart {
         chart::validate_path(path)?;
     }
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     // Reading only: a recorder database is opened read-only, as for a dry run.
     let target = Opened::open(&args.scope.target, cfg, true).await?;
     let result = async {

@@ -43,7 +43,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     cfg.influxdb.url = server.url();
     cfg.time_zone = DEMO_TZ.into();
     let tz = cfg.tz()?;
-    let source = Source::from_config(&cfg)?;
+    let source = crate::source::from_config(&cfg)?;
     let origin = local_day_range(pwsync_energy::local::parse_date(DEMO_START)?, tz).0;
     let n = load(&source, args.seed, origin, args.days, tz).await?;
     println!(

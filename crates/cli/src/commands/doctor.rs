@@ -3,7 +3,6 @@
 //! broker only matters to `serve`, and the recorder database only when configured.
 
 use crate::config::Config;
-use crate::source::Source;
 use crate::target::ha_client;
 use anyhow::Result;
 use pwsync_energy::{Field, Gap};
@@ -96,7 +95,7 @@ pub async fn run(args: DoctorArgs, cfg: &Config) -> Result<ExitCode> {
 async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {
     let tz = cfg.tz().unwrap_or(chrono_tz::UTC);
     r.influxdb.url = redact(&cfg.influxdb.url);
-    let source = match Source::from_config(cfg) {
+    let source = match crate::source::from_config(cfg) {
         Ok(s) => s,
         Err(e) => {
             r.problems.push(format!("InfluxDB: {e:#}"));

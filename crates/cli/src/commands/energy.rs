@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::output::{kwh, table};
-use crate::source::Source;
 use anyhow::{bail, Result};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -71,7 +70,7 @@ pub async fn run(args: EnergyArgs, cfg: &Config) -> Result<()> {
     } else {
         args.fields.clone()
     };
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     source.client.check_source(&source.map, &fields).await?;
     let (start, end) = (local_day_range(s, tz).0, local_day_range(e, tz).1);
     let energy = source.hourly(&fields, start, end).await?;

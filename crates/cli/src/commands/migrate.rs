@@ -83,7 +83,7 @@ pub struct MigrateArgs {
 }
 
 pub async fn run(args: MigrateArgs, cfg: &Config) -> Result<ExitCode> {
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     let target = Opened::open(&args.target, cfg, args.dry_run).await?;
     let result = migrate_into(&args, cfg, &source, &target).await;
     target.close().await;

@@ -4,7 +4,6 @@
 use crate::commands::check::{options, Scope};
 use crate::config::Config;
 use crate::output::table;
-use crate::source::Source;
 use crate::target::Opened;
 use anyhow::Result;
 use pwsync_jobs::range::fmt_ts;
@@ -22,7 +21,7 @@ pub struct RepairArgs {
 }
 
 pub async fn run(args: RepairArgs, cfg: &Config) -> Result<()> {
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     let target = Opened::open(&args.scope.target, cfg, args.dry_run).await?;
     if !args.dry_run && !args.json {
         if let Some(note) = target.backup_note() {

@@ -70,7 +70,7 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     let ha = HaLink::connect(cfg).await;
     let device = Device {
         name: cfg.device_name.clone(),

@@ -24,7 +24,7 @@ pub async fn run(args: SimulateArgs, cfg: &Config) -> Result<()> {
     let tz = cfg.tz()?;
     anyhow::ensure!(args.days > 0, "--days must be at least 1");
     let origin = local_day_range(parse_date(&args.start)?, tz).0;
-    let source = Source::from_config(cfg)?;
+    let source = crate::source::from_config(cfg)?;
     let n = load(&source, args.seed, origin, args.days, tz).await?;
     println!(
         "wrote {n} one-minute rows ({} days from {}) into {} database '{}'",
