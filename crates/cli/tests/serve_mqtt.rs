@@ -115,11 +115,21 @@ fn spawn_serve(env: &[(&str, String)]) -> Child {
         .unwrap()
 }
 
+/// SIGTERM, and a failed test (after a SIGKILL) if serve does not exit within 30 s.
 fn stop(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
     let _ = child.wait();
+    panic!("serve did not stop within 30 s of SIGTERM");
 }
 
 #[tokio::test(flavor = "multi_thread")]

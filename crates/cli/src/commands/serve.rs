@@ -59,6 +59,7 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
         discovery_prefix: cfg.mqtt.discovery_prefix.clone(),
         site: cfg.site.clone(),
     };
+    let mut stop = Shutdown::listen()?;
     let mut mqtt = Mqtt::connect(&mqtt_settings(cfg, &topics)).await?;
     if args.uninstall {
         uninstall(&mqtt, &topics).await?;
@@ -101,7 +102,11 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
             ha.heal(cfg, &source).await;
             next_heal = next_heal_time(now());
         }
-        if !wait(&mut mqtt, interval, &topics, &device, &ha, &state).await? {
+        if !wait(
+            &mut mqtt, &mut stop, interval, &topics, &device, &ha, &state,
+        )
+        .await?
+        {
             break;
         }
     }
@@ -617,10 +622,28 @@ fn instant_states(w: &LiveWindow, now: i64, out: &mut BTreeMap<String, String>) 
     }
 }
 
+/// SIGTERM and SIGINT, listened to from the start: a signal that arrives during a poll is kept
+/// until the next wait sees it (a stream created later would miss it).
+struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn listen() -> Result<Shutdown> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Shutdown {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
 /// Sleep until the next poll, answering the broker meanwhile: republish after a reconnect or
 /// HA's birth message. `false` on Ctrl-C / SIGTERM.
 async fn wait(
     mqtt: &mut Mqtt,
+    stop: &mut Shutdown,
     interval: Duration,
     topics: &Topics,
     device: &Device,
@@ -628,15 +651,14 @@ async fn wait(
     live: &Live,
 ) -> Result<bool> {
     let deadline = tokio::time::Instant::now() + interval;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             return Ok(true);
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(false),
-            _ = term.recv() => return Ok(false),
+            _ = stop.term.recv() => return Ok(false),
+            _ = stop.int.recv() => return Ok(false),
             ev = mqtt.next(left) => match ev {
                 Some(Incoming::Connected) => {
                     mqtt.subscribe(&topics.ha_status()).await?;
