@@ -327,12 +327,14 @@ pub struct HaInstance {
 /// the process that started it is gone, so no HA outlives its test binary (an instance kept in
 /// a `static` is never dropped: it stops, and removes its temp dir, when the test binary exits).
 const LAUNCHER: &str = r#"
-import os, shutil, signal, sys, threading, time
+import os, select, shutil, signal, sys, threading
 parent = int(sys.argv.pop(1))
 tmp = sys.argv.pop(1)
 def watch():
     while os.getppid() == parent:
-        time.sleep(0.5)
+        # A relative timeout: time.sleep's absolute monotonic deadline fails (EINVAL) under
+        # libfaketime, which a test may run HA with.
+        select.select([], [], [], 0.5)
     os.kill(os.getpid(), signal.SIGTERM)
 threading.Thread(target=watch, name="pwsync-parent-watch", daemon=True).start()
 sys.argv[0] = "hass"
@@ -560,6 +562,10 @@ fn clock_env(opts: &HaOptions) -> Result<Vec<(String, String)>> {
         ("FAKETIME".into(), format!("{offset:+}")),
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
         ("FAKETIME_NO_CACHE".into(), "1".into()),
+        // File times stay real, and Python writes no bytecode: with faked mtimes it would
+        // rewrite the venv's .pyc files under other HA instances of the same test binary.
+        ("NO_FAKE_STAT".into(), "1".into()),
+        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
     ])
 }
 
