@@ -75,7 +75,7 @@ pub fn sqlite_holders(db: &Path) -> Vec<Holder> {
         else {
             continue;
         };
-        if pid == me {
+        if pid == me || is_own_fork(pid, me) {
             continue;
         }
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
@@ -101,6 +101,31 @@ pub fn sqlite_holders(db: &Path) -> Vec<Holder> {
     }
     out.sort_by_key(|h| h.pid);
     out
+}
+
+/// A child of this process that has not yet called exec: it holds copies of this process's
+/// descriptors for a moment (until exec closes them) and is this process, not another user of
+/// the database. Seen when pwsync, or a test around it, starts a program while checking.
+fn is_own_fork(pid: u32, me: u32) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok());
+    if ppid != Some(me) {
+        return false;
+    }
+    match (
+        std::fs::read_link(proc_dir.join("exe")),
+        std::fs::read_link("/proc/self/exe"),
+    ) {
+        (Ok(child), Ok(mine)) => child == mine,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +160,39 @@ mod tests {
         assert_eq!(held.len(), 1, "{held:?}");
         assert_eq!(held[0].pid, child.id());
         assert!(held[0].cmdline.starts_with("sleep"), "{held:?}");
+    }
+
+    #[test]
+    fn a_fork_of_this_process_is_not_another_user_but_its_exec_is() {
+        let me = std::process::id();
+        assert!(!is_own_fork(me, me), "this process is not its own child");
+        // A child that has exec'd another program is someone else.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_link(format!("/proc/{}/exe", child.id()))
+            .map(|e| !e.ends_with("sleep"))
+            .unwrap_or(true)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let after_exec = is_own_fork(child.id(), me);
+        // A fork that has not exec'd: same program, parent is this process.
+        let forked = unsafe { libc::fork() };
+        if forked == 0 {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            unsafe { libc::_exit(0) };
+        }
+        let before_exec = is_own_fork(forked as u32, me);
+        unsafe { libc::kill(forked, libc::SIGKILL) };
+        unsafe { libc::waitpid(forked, std::ptr::null_mut(), 0) };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!after_exec, "an exec'd child is another program");
+        assert!(before_exec, "a fork before exec is this process");
     }
 
     #[test]

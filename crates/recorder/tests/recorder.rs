@@ -526,8 +526,12 @@ async fn a_running_home_assistant_refuses_writes_but_allows_reads(f: Fixture) {
     assert_eq!(db.backup_path(), None);
     assert_eq!(backups(), backups_before);
     // Stopped cleanly, HA lets go, and the same write goes through.
-    ha.stop();
-    assert_eq!(db.ha_status().await.unwrap(), HaStatus::Stopped);
+    let stopped = ha.stop();
+    assert_eq!(
+        db.ha_status().await.unwrap(),
+        HaStatus::Stopped,
+        "{stopped}"
+    );
     db.apply(&plan(vec![write(
         "sensor.pw_home_usage",
         hourly(3..5, 3.75),
@@ -610,6 +614,8 @@ async fn an_open_recorder_run_is_refused_unless_allowed(f: Fixture) {
     assert_eq!(f.fingerprint().await, fingerprint);
     db.close().await;
 
+    // With the run open, any session left on the server would count as HA running.
+    f.wait_for_no_sessions().await;
     let db = f
         .open_with(RecorderOptions {
             allow_unclean_shutdown: true,
@@ -890,7 +896,7 @@ async fn home_assistant_reads_what_pwsync_wrote(f: Fixture) {
         .args(["sensor.pw_home_usage", "sensor.teslemetry_home"])
         .output()
         .unwrap();
-    ha.stop();
+    let _ = ha.stop();
     assert!(
         out.status.success(),
         "{}",

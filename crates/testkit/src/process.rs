@@ -108,21 +108,23 @@ impl ServerProcess {
 
     /// SIGTERM, then SIGKILL if the process has not exited after `grace` (a loaded machine can
     /// make a clean shutdown slow; a kill leaves state behind that later checks trip over).
-    pub fn stop_within(&mut self, grace: Duration) {
+    /// Returns how it ended, for messages.
+    pub fn stop_within(&mut self, grace: Duration) -> String {
         let Some(mut child) = self.child.take() else {
-            return;
+            return "already stopped".to_string();
         };
         let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let term = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+            if let Ok(Some(status)) = child.try_wait() {
+                return format!("exited: {status}; SIGTERM sent: {term:?}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
+        format!("killed after {grace:?}; SIGTERM sent: {term:?}")
     }
 }
 

@@ -121,7 +121,7 @@ impl Hass {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let log =
             std::fs::read_to_string(self.config_dir.path().join("hass.out")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -179,9 +179,16 @@ impl Hass {
         matches!(status, Ok(HaStatus::Running { .. }))
     }
 
-    /// SIGTERM and wait: HA closes its recorder run and checkpoints SQLite.
-    pub fn stop(&mut self) {
-        self.process.stop_within(Duration::from_secs(120));
+    /// SIGTERM and wait: HA closes its recorder run and checkpoints SQLite. Returns HA's exit
+    /// status and the end of its log, for a test to show when HA did not stop as expected.
+    pub fn stop(&mut self) -> String {
+        let t0 = Instant::now();
+        let status = self.process.stop_within(Duration::from_secs(120));
+        format!(
+            "hass stopped after {:.1} s ({status}); its log ends:\n{}",
+            t0.elapsed().as_secs_f64(),
+            self.log_tail()
+        )
     }
 }
 
@@ -216,12 +223,12 @@ where
 async fn let_ha_create_schema(hass: &Path, ha_url: &str, url: &str) -> Result<()> {
     let mut ha = Hass::start(hass, ha_url)?;
     ha.wait_running(url).await?;
-    ha.stop();
+    let stopped = ha.stop();
     let db = RecorderDb::open(url).await?;
     let status = db.ha_status().await?;
     db.close().await;
     if status != HaStatus::Stopped {
-        bail!("HA did not stop cleanly: {status:?}");
+        bail!("HA did not stop cleanly: {status:?}; {stopped}");
     }
     Ok(())
 }
@@ -395,6 +402,45 @@ impl Fixture {
         }
         pool.close().await;
         out
+    }
+
+    /// MariaDB/PostgreSQL: wait until the server lists no session on the test database. A
+    /// closed connection leaves the server's list a moment later (longer on a loaded machine),
+    /// and pwsync counts every session it sees as someone using the database. Watched from a
+    /// connection to another database, which pwsync does not count.
+    pub async fn wait_for_no_sessions(&self) {
+        let (watch_url, sql) = match &self.server {
+            Server::None => return,
+            Server::MariaDb(s) => (
+                s.url_for("information_schema"),
+                format!(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{DATABASE}'"
+                ),
+            ),
+            Server::Postgres(s) => (
+                s.url_for("postgres"),
+                format!("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{DATABASE}'"),
+            ),
+        };
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&watch_url)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} sessions still use {DATABASE}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        pool.close().await;
     }
 
     /// Count rows matching `sql` (a `SELECT COUNT(*) …`).
