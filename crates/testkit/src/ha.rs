@@ -13,7 +13,7 @@
 //! A fresh venv (`pip install homeassistant==2025.4.4` and the pre-installed requirements) takes
 //! a few minutes and ~800 MB.
 
-use crate::process::{free_port, Missing, ServerProcess};
+use crate::process::{free_port, wait_until_handles_sigterm, Missing, ServerProcess};
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -604,6 +604,9 @@ fn spawn_hass(
 /// SIGTERM and wait for a clean exit; SIGKILL (and an error) after [`STOP_TIMEOUT`].
 fn stop_hass(mut process: ServerProcess, dir: &Path) -> Result<Duration> {
     let t0 = Instant::now();
+    if !wait_until_handles_sigterm(process.pid(), STOP_TIMEOUT) {
+        tracing::warn!("hass never installed its SIGTERM handler; stopping it anyway");
+    }
     let pid = process.pid().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     while t0.elapsed() < STOP_TIMEOUT {

@@ -147,6 +147,36 @@ pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
     }
 }
 
+/// Whether process `pid` has its own handler for SIGTERM (bit 15 of `SigCgt` in
+/// `/proc/<pid>/status`).
+pub fn handles_sigterm(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+}
+
+/// Wait up to `limit` until `pid` handles SIGTERM; whether it does. Home Assistant installs
+/// its handler only once its start has finished, after it is already seen running (its
+/// `homeassistant_started` event recorded, its API answering): a SIGTERM before that kills it
+/// on the spot and leaves its recorder run open, as a crash would.
+pub fn wait_until_handles_sigterm(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if handles_sigterm(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// CPU time (user + system, seconds) a running process has used, from `/proc/<pid>/stat`;
 /// 0 when it cannot be read. For benchmarks that attribute time to pwsync, HA and InfluxDB.
 pub fn proc_cpu_seconds(pid: u32) -> f64 {
@@ -157,4 +187,28 @@ pub fn proc_cpu_seconds(pid: u32) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> std::process::Child {
+        Command::new("sh").arg("-c").arg(script).spawn().unwrap()
+    }
+
+    #[test]
+    fn a_sigterm_handler_is_seen_only_where_one_is_installed() {
+        let mut plain = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut trapping = shell("trap 'exit 0' TERM; while :; do sleep 0.05; done");
+        let trapped = wait_until_handles_sigterm(trapping.id(), Duration::from_secs(5));
+        let plain_handles = handles_sigterm(plain.id());
+        for child in [&mut plain, &mut trapping] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        assert!(trapped, "sh with a TERM trap handles SIGTERM");
+        assert!(!plain_handles, "sleep leaves SIGTERM at its default");
+        assert!(!handles_sigterm(u32::MAX), "no such process");
+    }
 }

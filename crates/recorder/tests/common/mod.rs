@@ -10,6 +10,7 @@
 
 use anyhow::{bail, Context, Result};
 use pwsync_recorder::{Engine, HaStatus, RecorderDb, RecorderOptions};
+use pwsync_testkit::process::wait_until_handles_sigterm;
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer, DATABASE};
 use pwsync_testkit::{free_port, Missing, ServerProcess};
 use sqlx::any::AnyPoolOptions;
@@ -183,9 +184,11 @@ impl Hass {
     /// status and the end of its log, for a test to show when HA did not stop as expected.
     pub fn stop(&mut self) -> String {
         let t0 = Instant::now();
+        let handled = wait_until_handles_sigterm(self.pid(), Duration::from_secs(120));
         let status = self.process.stop_within(Duration::from_secs(120));
         format!(
-            "hass stopped after {:.1} s ({status}); its log ends:\n{}",
+            "hass stopped after {:.1} s ({status}; it handled SIGTERM: {handled}); its log \
+             ends:\n{}",
             t0.elapsed().as_secs_f64(),
             self.log_tail()
         )
