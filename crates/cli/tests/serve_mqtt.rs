@@ -185,6 +185,8 @@ async fn discovery_creates_every_entity_with_its_classes() {
         assert_eq!(attr(&id, "device_class"), "power", "{id}");
         assert_eq!(attr(&id, "state_class"), "measurement", "{id}");
         assert_eq!(attr(&id, "unit_of_measurement"), "kW", "{id}");
+        let state = states[&id]["state"].as_str().unwrap();
+        assert!(state.parse::<f64>().is_ok(), "{id}: {state}");
     }
     assert_eq!(
         attr("sensor.powerwall_battery_level", "device_class"),
@@ -205,6 +207,36 @@ async fn discovery_creates_every_entity_with_its_classes() {
         ["on_grid", "off_grid", "syncing"].contains(&island),
         "{island}"
     );
+
+    // Readings of the moment expire when no fresh value comes for three polls (here 3 × 2 s:
+    // `--once` publishes a single time); meters and the island status keep their value.
+    ok(pwsync(&e, &["serve", "--once", "--interval", "2"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let expired = loop {
+        let now = pwsync_states(&c).await;
+        let state = |key: &str| {
+            now[&format!("sensor.powerwall_{key}")]["state"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        if state("load_power") == "unavailable" || Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for key in ["load_power", "grid_power", "battery_level", "battery_state"] {
+        let id = format!("sensor.powerwall_{key}");
+        assert_eq!(expired[&id]["state"], "unavailable", "{id}");
+    }
+    for key in ["home_usage", "home_usage_today", "island_status"] {
+        let id = format!("sensor.powerwall_{key}");
+        let state = expired[&id]["state"].as_str().unwrap();
+        assert!(
+            !["unavailable", "unknown"].contains(&state),
+            "{id}: {state}"
+        );
+    }
 
     // --uninstall removes them all.
     ok(pwsync(&e, &["serve", "--uninstall"]));

@@ -26,6 +26,9 @@ pub struct Sensor {
     pub key: String,
     pub name: String,
     pub kind: Kind,
+    /// A reading of the moment (power, level, direction): HA shows it unavailable when no
+    /// fresh value has come for [`Device::expire_after_secs`], rather than a frozen number.
+    pub expires: bool,
 }
 
 pub const BATTERY_STATES: &[&str] = &["charging", "discharging", "idle"];
@@ -37,7 +40,12 @@ fn sensor(key: impl Into<String>, name: impl Into<String>, kind: Kind) -> Sensor
         key: key.into(),
         name: name.into(),
         kind,
+        expires: false,
     }
+}
+
+fn expiring(s: Sensor) -> Sensor {
+    Sensor { expires: true, ..s }
 }
 
 /// Every sensor `serve` publishes.
@@ -66,24 +74,28 @@ pub fn catalogue() -> Vec<Sensor> {
         ("grid_import_power", "Grid import power"),
         ("grid_export_power", "Grid export power"),
     ] {
-        out.push(sensor(key, name, Kind::Power));
+        out.push(expiring(sensor(key, name, Kind::Power)));
     }
-    out.push(sensor(
+    out.push(expiring(sensor(
         "battery_level",
         "Battery level",
         Kind::Percent(Some("battery")),
-    ));
+    )));
     out.push(sensor(
         "backup_reserve",
         "Backup reserve",
         Kind::Percent(None),
     ));
-    out.push(sensor(
+    out.push(expiring(sensor(
         "battery_state",
         "Battery state",
         Kind::Enum(BATTERY_STATES),
-    ));
-    out.push(sensor("grid_state", "Grid state", Kind::Enum(GRID_STATES)));
+    )));
+    out.push(expiring(sensor(
+        "grid_state",
+        "Grid state",
+        Kind::Enum(GRID_STATES),
+    )));
     out.push(sensor(
         "island_status",
         "Island status",
@@ -133,6 +145,8 @@ impl Topics {
 pub struct Device {
     pub name: String,
     pub sw_version: String,
+    /// HA's `expire_after` for the sensors that expire; `None` leaves them without one.
+    pub expire_after_secs: Option<u64>,
 }
 
 /// Whether `ha_version` takes `default_entity_id` (2025.10 and later) rather than `object_id`.
@@ -168,6 +182,9 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
             "sw_version": d.sw_version,
         },
     });
+    if let (true, Some(secs)) = (s.expires, d.expire_after_secs) {
+        c["expire_after"] = json!(secs);
+    }
     let (object, default_entity) = entity_id_keys(ha_version);
     if object {
         c["object_id"] = json!(object_id);
@@ -231,6 +248,7 @@ mod tests {
         let d = Device {
             name: "Powerwall".into(),
             sw_version: "0.1.0".into(),
+            expire_after_secs: Some(180),
         };
         let c = config(&all[0], &t, &d, Some("2025.4.4"));
         assert_eq!(c["unique_id"], "pwsync_cabin_home_usage");
@@ -242,6 +260,47 @@ mod tests {
         assert!(c.get("object_id").is_none());
         assert_eq!(c["state_class"], "total");
         assert_eq!(t.key_of_state(&t.state("grid_power")), Some("grid_power"));
+    }
+
+    #[test]
+    fn readings_of_the_moment_expire_and_totals_do_not() {
+        let t = Topics {
+            discovery_prefix: "homeassistant".into(),
+            site: "cabin".into(),
+        };
+        let d = Device {
+            name: "Powerwall".into(),
+            sw_version: "0.1.0".into(),
+            expire_after_secs: Some(180),
+        };
+        let expiring: Vec<String> = catalogue()
+            .iter()
+            .filter(|s| config(s, &t, &d, None).get("expire_after") == Some(&json!(180)))
+            .map(|s| s.key.clone())
+            .collect();
+        assert_eq!(
+            expiring,
+            [
+                "load_power",
+                "solar_power",
+                "battery_power",
+                "grid_power",
+                "battery_charge_power",
+                "battery_discharge_power",
+                "grid_import_power",
+                "grid_export_power",
+                "battery_level",
+                "battery_state",
+                "grid_state",
+            ]
+        );
+        let none = Device {
+            expire_after_secs: None,
+            ..d
+        };
+        assert!(catalogue()
+            .iter()
+            .all(|s| config(s, &t, &none, None).get("expire_after").is_none()));
         assert_eq!(t.key_of_state("pwsync/other/x/state"), None);
     }
 }

@@ -73,15 +73,16 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     }
     let source = crate::source::from_config(cfg)?;
     let ha = HaLink::connect(cfg).await;
+    let interval = Duration::from_secs(args.interval.unwrap_or(cfg.mqtt.poll_interval_secs).max(1));
     let device = Device {
         name: cfg.device_name.clone(),
         sw_version: env!("CARGO_PKG_VERSION").to_string(),
+        expire_after_secs: Some(expire_after(interval)),
     };
     let retained = read_retained(&mut mqtt, &topics).await?;
     mqtt.subscribe(&topics.ha_status()).await?;
     publish_configs(&mqtt, &topics, &device, ha.version.as_deref()).await?;
     let mut state = Live::new(retained, ha.tz, source.gap_limit);
-    let interval = Duration::from_secs(args.interval.unwrap_or(cfg.mqtt.poll_interval_secs).max(1));
     let mut next_heal = next_heal_time(now());
     let mut last_guard = 0;
     loop {
@@ -113,6 +114,13 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     let _ = mqtt.publish(&topics.availability(), "offline", true).await;
     mqtt.disconnect().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// HA's `expire_after` for power, level and direction sensors: three polls. Stale samples are
+/// not published (see [`instant_states`]), so when Powerwall-Dashboard stops writing, HA shows
+/// these sensors unavailable at most `STALE` plus three polls later instead of a frozen reading.
+fn expire_after(interval: Duration) -> u64 {
+    3 * interval.as_secs().max(1)
 }
 
 fn now() -> i64 {
