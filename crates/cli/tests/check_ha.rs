@@ -208,7 +208,7 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
     for (args, says) in [
         (vec!["check", "--entity", "sensor.nope"], "not in HA"),
         (vec!["check", "--since", "2025-13-01"], "2025-13-01"),
-        (vec!["check", "--chart", "/tmp/x.png"], ".svg"),
+        (vec!["check", "--chart", "/tmp/x.jpg"], ".svg or .png"),
         (vec!["repair", "--since", "2099-01-01"], "nothing to do"),
     ] {
         let o = pwsync(&env, &args);
@@ -228,9 +228,41 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(drawn.starts_with("<svg") && drawn.contains(SOLAR) && drawn.contains("polyline"));
     let _ = std::fs::remove_file(&svg);
+    chart_as_png(&env);
     foreign_statistic_in_wh(&env, &c).await;
     doctor(&env, &ha);
     ha.stop_async().await.unwrap();
+}
+
+/// `--chart FILE.png`: the same chart rasterised, with both lines and the title's text drawn.
+fn chart_as_png(env: &[(&str, String)]) {
+    let path = std::env::temp_dir().join(format!("pwsync-check-{}.png", std::process::id()));
+    let (code, _) = check(env, &["--entity", SOLAR, "--chart", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let png = resvg::tiny_skia::Pixmap::decode_png(&bytes).unwrap();
+    // One panel: 40 px of title, 170 per panel, 20 below.
+    assert_eq!((png.width(), png.height()), (960, 230));
+    // The lines by hue (anti-aliased edges blend into white; on clean data they overlap).
+    let pixels = png.pixels();
+    let orange = pixels
+        .iter()
+        .filter(|p| p.red() > p.blue().saturating_add(60))
+        .count();
+    let blue = pixels
+        .iter()
+        .filter(|p| p.blue() > p.red().saturating_add(60))
+        .count();
+    assert!(orange > 100 && blue > 100, "orange {orange}, blue {blue}");
+    let title_ink = pixels[..960 * 30]
+        .iter()
+        .filter(|p| p.red() < 60 && p.green() < 60 && p.blue() < 60)
+        .count();
+    assert!(
+        title_ink > 200,
+        "the title is drawn as text: {title_ink} dark pixels"
+    );
 }
 
 /// Any energy statistic, here one kept in Wh with no InfluxDB field behind it: a negative hour

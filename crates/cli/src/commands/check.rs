@@ -40,8 +40,8 @@ pub struct Scope {
 pub struct CheckArgs {
     #[command(flatten)]
     pub scope: Scope,
-    /// Also draw daily energy, HA versus InfluxDB, into this SVG file.
-    #[arg(long, value_name = "FILE.svg")]
+    /// Also draw daily energy, HA versus InfluxDB, into this SVG or PNG file.
+    #[arg(long, value_name = "FILE.svg|png")]
     pub chart: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
