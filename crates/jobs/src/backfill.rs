@@ -5,13 +5,14 @@
 //! has no jump. Every write goes through `splice`, so whatever chain existed stays continuous.
 
 use crate::range::DateRange;
-use crate::write::splice_into;
+use crate::write::{splice_into, Overwrite};
 use crate::{EnergySource, JobError};
 use chrono_tz::Tz;
 use pwsync_energy::local::HourRange;
 use pwsync_energy::{floor_hour, Field, Gap, Integration, HOUR};
 use pwsync_store::{StatMeta, StatWrite, StatisticsStore, WritePlan};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct BackfillOptions {
     pub range: DateRange,
     /// Replace hours that already exist; otherwise only missing hours are filled.
     pub overwrite: bool,
+    /// With `overwrite`: keep existing hours that InfluxDB covers only partly (a gap longer than
+    /// the gap limit, or the edge of its data), where what is there is likely more complete.
+    pub keep_partial: bool,
     pub dry_run: bool,
     /// Only these local hours of each day, e.g. 17-21.
     pub hours: Option<HourRange>,
@@ -40,6 +44,8 @@ pub struct FieldReport {
     pub incomplete_hours: usize,
     pub rows_written: usize,
     pub kept_existing: usize,
+    /// Of `kept_existing`, hours kept because InfluxDB covers them only partly.
+    pub kept_partial: usize,
     pub unchanged: usize,
     pub shifts: usize,
     pub short_term_rows: usize,
@@ -53,6 +59,7 @@ pub struct BackfillReport {
     pub end: i64,
     pub dry_run: bool,
     pub overwrite: bool,
+    pub keep_partial: bool,
     pub store: &'static str,
     pub fields: Vec<FieldReport>,
     /// Gaps (longer than the gap limit) inside the range, from the first field.
@@ -128,6 +135,7 @@ pub async fn backfill(
         end,
         dry_run: opts.dry_run,
         overwrite: opts.overwrite,
+        keep_partial: opts.overwrite && opts.keep_partial,
         store: store.kind(),
         rows: plan.row_count(),
         fields: reports,
@@ -150,7 +158,7 @@ async fn plan_field(
     let mut meter_kwh = 0.0;
     let mut energy = Vec::new();
     let mut states = Vec::new();
-    let mut incomplete = 0;
+    let mut partial = BTreeSet::new();
     for b in &integ.buckets {
         meter_kwh += b.wh / 1000.0;
         let wanted = b.start >= start
@@ -160,21 +168,26 @@ async fn plan_field(
             continue;
         }
         if !integ.is_complete(b) {
-            incomplete += 1;
+            partial.insert(b.start);
         }
         energy.push((b.start, b.wh / 1000.0));
         states.push(meter_kwh);
     }
 
     let meta = StatMeta::energy_kwh(&statistic_id, &meter_name(field));
-    let sp = splice_into(store, meta, start, end, &energy, &states, opts.overwrite).await?;
+    let overwrite = match (opts.overwrite, opts.keep_partial) {
+        (true, true) => Overwrite::Except(&partial),
+        (overwrite, _) => overwrite.into(),
+    };
+    let sp = splice_into(store, meta, start, end, &energy, &states, overwrite).await?;
     let report = FieldReport {
         field,
         statistic_id: statistic_id.clone(),
         hours_with_data: energy.len(),
-        incomplete_hours: incomplete,
+        incomplete_hours: partial.len(),
         rows_written: sp.write.hourly.len(),
         kept_existing: sp.kept_existing,
+        kept_partial: sp.kept_excepted,
         unchanged: sp.unchanged,
         shifts: sp.write.shifts.len(),
         short_term_rows: sp.write.short_term.len(),

@@ -5,6 +5,28 @@ use crate::JobError;
 use pwsync_energy::splice::{splice, splice_short_term, SpliceInput};
 use pwsync_energy::StatRow;
 use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table};
+use std::collections::BTreeSet;
+
+/// Which hours that already hold a row a write may replace.
+#[derive(Debug, Clone, Copy)]
+pub enum Overwrite<'a> {
+    /// None: only missing hours are written.
+    No,
+    /// All of them.
+    Yes,
+    /// All but these hour starts, which keep their row where one exists.
+    Except(&'a BTreeSet<i64>),
+}
+
+impl From<bool> for Overwrite<'_> {
+    fn from(overwrite: bool) -> Self {
+        if overwrite {
+            Overwrite::Yes
+        } else {
+            Overwrite::No
+        }
+    }
+}
 
 /// A planned write of one statistic, and what the splice decided.
 #[derive(Debug, Clone)]
@@ -13,12 +35,14 @@ pub struct Spliced {
     /// The statistic's rows in `[start, end)` before the write (and the last row before it).
     pub existing: Vec<StatRow>,
     pub kept_existing: usize,
+    /// Of `kept_existing`, hours kept because of [`Overwrite::Except`].
+    pub kept_excepted: usize,
     pub unchanged: usize,
 }
 
 /// Plan writing `energy` (`(hour start, kWh)`, ascending, all in `[start, end)`) into `meta`'s
-/// chain: `states[i]` is the meter at the end of hour `i` (empty: `state` = `sum`). Without
-/// `overwrite`, hours that already hold a row are kept.
+/// chain: `states[i]` is the meter at the end of hour `i` (empty: `state` = `sum`). Hours that
+/// already hold a row are replaced as `overwrite` says, and kept otherwise.
 pub async fn splice_into(
     store: &dyn StatisticsStore,
     meta: StatMeta,
@@ -26,7 +50,7 @@ pub async fn splice_into(
     end: i64,
     energy: &[(i64, f64)],
     states: &[f64],
-    overwrite: bool,
+    overwrite: Overwrite<'_>,
 ) -> Result<Spliced, JobError> {
     let id = meta.statistic_id.clone();
     let mut existing: Vec<StatRow> = store
@@ -35,11 +59,15 @@ pub async fn splice_into(
         .into_iter()
         .collect();
     existing.extend(store.read(&id, Table::Hourly, start, end).await?);
+    let (energy, states, kept_excepted) = match overwrite {
+        Overwrite::Except(keep) => without_kept(&existing, keep, energy, states),
+        _ => (energy.to_vec(), states.to_vec(), 0),
+    };
     let sp = splice(&SpliceInput {
         existing: &existing,
-        energy,
-        states,
-        overwrite,
+        energy: &energy,
+        states: &states,
+        overwrite: !matches!(overwrite, Overwrite::No),
     });
     let short_term = if store.writes_short_term() && !sp.rows.is_empty() {
         let old_short = store.read(&id, Table::ShortTerm, start, end).await?;
@@ -48,7 +76,8 @@ pub async fn splice_into(
         Vec::new()
     };
     Ok(Spliced {
-        kept_existing: sp.kept_existing,
+        kept_existing: sp.kept_existing + kept_excepted,
+        kept_excepted,
         unchanged: sp.unchanged,
         write: StatWrite {
             meta,
@@ -58,4 +87,60 @@ pub async fn splice_into(
         },
         existing,
     })
+}
+
+/// `energy` and `states` without the hours in `keep` that hold a row (with a `sum`) in
+/// `existing`, and how many were left out.
+fn without_kept(
+    existing: &[StatRow],
+    keep: &BTreeSet<i64>,
+    energy: &[(i64, f64)],
+    states: &[f64],
+) -> (Vec<(i64, f64)>, Vec<f64>, usize) {
+    let present: BTreeSet<i64> = existing
+        .iter()
+        .filter(|r| r.sum.is_some() && keep.contains(&r.start))
+        .map(|r| r.start)
+        .collect();
+    let mut out_energy = Vec::with_capacity(energy.len());
+    let mut out_states = Vec::with_capacity(states.len());
+    for (i, e) in energy.iter().enumerate() {
+        if present.contains(&e.0) {
+            continue;
+        }
+        out_energy.push(*e);
+        if let Some(s) = states.get(i) {
+            out_states.push(*s);
+        }
+    }
+    let left_out = energy.len() - out_energy.len();
+    (out_energy, out_states, left_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(start: i64, sum: Option<f64>) -> StatRow {
+        StatRow {
+            start,
+            state: sum,
+            sum,
+        }
+    }
+
+    #[test]
+    fn only_kept_hours_that_hold_a_row_are_left_out_and_states_stay_aligned() {
+        let existing = [row(0, Some(1.0)), row(3600, None), row(7200, Some(2.0))];
+        let keep = BTreeSet::from([3600, 7200, 10_800]);
+        let energy = [(0, 0.5), (3600, 0.6), (7200, 0.7), (10_800, 0.8)];
+        let states = [10.5, 11.1, 11.8, 12.6];
+        let (e, s, n) = without_kept(&existing, &keep, &energy, &states);
+        // 7200 is kept (a row with a sum); 3600 has no sum and 10 800 no row: both written.
+        assert_eq!(e, vec![(0, 0.5), (3600, 0.6), (10_800, 0.8)]);
+        assert_eq!(s, vec![10.5, 11.1, 12.6]);
+        assert_eq!(n, 1);
+        let (e, s, n) = without_kept(&existing, &keep, &energy, &[]);
+        assert_eq!((e.len(), s.len(), n), (3, 0, 1));
+    }
 }

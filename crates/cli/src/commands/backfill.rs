@@ -27,6 +27,10 @@ pub struct BackfillArgs {
     /// Replace hours that already exist (default: only fill missing hours).
     #[arg(long)]
     pub overwrite: bool,
+    /// With --overwrite: keep existing hours that InfluxDB covers only partly (a gap, or the
+    /// edge of its data), e.g. migrated ones.
+    #[arg(long, requires = "overwrite")]
+    pub keep_partial: bool,
     /// Compute and report everything, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -89,6 +93,7 @@ async fn backfill_into(
         fields,
         range,
         overwrite: args.overwrite,
+        keep_partial: args.keep_partial,
         dry_run: args.dry_run,
         hours: args.hours,
         tz: target.tz,
@@ -159,7 +164,9 @@ pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
         fmt_ts(r.end, tz),
         tz.name(),
         r.store,
-        if r.overwrite {
+        if r.keep_partial {
+            ", overwriting existing hours but those InfluxDB covers only partly"
+        } else if r.overwrite {
             ", overwriting existing hours"
         } else {
             ", keeping existing hours"

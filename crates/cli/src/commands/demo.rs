@@ -95,6 +95,7 @@ async fn backfill_demo(
             end: None,
         },
         overwrite: false,
+        keep_partial: false,
         dry_run: false,
         hours: None,
         tz,

@@ -96,6 +96,21 @@ pub fn simulate(url: &str, start: &str, days: u32, seed: u64) {
 /// pwsync's hourly energy from InfluxDB (kWh per hour start; only hours with data), which the
 /// influx crate's tests check against independent trapezoids and InfluxDB's own integral().
 pub async fn influx_hourly(url: &str, field: Field, start: i64, end: i64) -> BTreeMap<i64, f64> {
+    influx_hours(url, field, start, end)
+        .await
+        .into_iter()
+        .map(|(h, (kwh, _))| (h, kwh))
+        .collect()
+}
+
+/// InfluxDB's energy per UTC hour with data, and whether the hour is fully covered (no gap
+/// longer than the 5-minute limit, not at the edge of the data).
+pub async fn influx_hours(
+    url: &str,
+    field: Field,
+    start: i64,
+    end: i64,
+) -> BTreeMap<i64, (f64, bool)> {
     let client = InfluxClient::new(InfluxConfig {
         url: url.to_string(),
         ..InfluxConfig::default()
@@ -105,11 +120,12 @@ pub async fn influx_hourly(url: &str, field: Field, start: i64, end: i64) -> BTr
         .energy(&FieldMap::default(), &[field], start, end, HOUR, 300)
         .await
         .unwrap();
-    e[&field]
+    let integ = &e[&field];
+    integ
         .buckets
         .iter()
         .filter(|b| b.covered > 0)
-        .map(|b| (b.start, b.wh / 1000.0))
+        .map(|b| (b.start, (b.wh / 1000.0, integ.is_complete(b))))
         .collect()
 }
 

@@ -234,7 +234,7 @@ async fn plan_source(
         .filter(|(t, _)| *t >= start && *t < end)
         .collect();
     let meta = StatMeta::energy_kwh(&m.target, &meter_name(m.field));
-    let sp = splice_into(store, meta, start, end, &energy, &[], opts.overwrite).await?;
+    let sp = splice_into(store, meta, start, end, &energy, &[], opts.overwrite.into()).await?;
     let report = SourceReport {
         source: m.source.clone(),
         unit: m.unit.clone(),
@@ -318,6 +318,7 @@ async fn phase2(
             end: None,
         },
         overwrite: opts.strategy == MergeStrategy::PrioritizeInflux,
+        keep_partial: true,
         dry_run: opts.dry_run,
         hours: None,
         tz: opts.tz,
@@ -325,7 +326,7 @@ async fn phase2(
     };
     r.why = match opts.strategy {
         MergeStrategy::PrioritizeInflux => format!(
-            "InfluxDB data starts {day}; replacing {} migrated hours with InfluxDB data, which is more accurate",
+            "InfluxDB data starts {day}; replacing {} migrated hours with InfluxDB data, which is more accurate (hours InfluxDB covers only partly keep their migrated value)",
             r.migrated_hours_in_range
         ),
         MergeStrategy::PrioritizeTeslemetry => format!(
@@ -353,7 +354,7 @@ fn failed(
         .map(|d| format!("--start {d}"))
         .unwrap_or_else(|| "--all".into());
     let overwrite = if opts.strategy == MergeStrategy::PrioritizeInflux {
-        " --overwrite"
+        " --overwrite --keep-partial"
     } else {
         ""
     };
