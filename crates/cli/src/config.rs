@@ -130,6 +130,8 @@ pub struct MqttSection {
     pub username: Option<String>,
     pub password: Secret,
     pub password_file: Option<PathBuf>,
+    /// mqtts: the CA certificate (PEM) that signed the broker's; default: the system's roots.
+    pub ca_file: Option<PathBuf>,
     pub client_id: String,
     pub discovery_prefix: String,
     pub poll_interval_secs: u64,
@@ -142,6 +144,7 @@ impl Default for MqttSection {
             username: None,
             password: Secret::default(),
             password_file: None,
+            ca_file: None,
             client_id: "pwsync".into(),
             discovery_prefix: "homeassistant".into(),
             poll_interval_secs: 60,

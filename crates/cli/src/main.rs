@@ -1,6 +1,7 @@
 //! pwsync: the binary edge. Parses flags, loads configuration, runs one command, maps the
 //! outcome to an exit code. Everything below `commands` is thin; the work lives in the crates.
 
+mod broker;
 mod commands;
 mod config;
 mod exit;

@@ -13,6 +13,8 @@ use pwsync_ha::HaClient;
 use pwsync_recorder::RecorderDb;
 use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use pwsync_testkit::ha::{HaInstance, HaOptions};
+use pwsync_testkit::mosquitto::Mosquitto;
+use pwsync_testkit::or_skip;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -322,12 +324,16 @@ async fn foreign_statistic_in_wh(env: &[(&str, String)], c: &HaClient) {
     }
 }
 
-/// `doctor` with everything reachable (the MQTT broker a bare TCP listener: doctor only
-/// connects), then with a bad HA token: one line per problem, exit 1, secrets never printed.
+/// `doctor` with everything reachable (a broker that wants the login written in the URL),
+/// then with a wrong MQTT password (a warning) and a bad HA token (one line, exit 1): secrets
+/// never printed.
 fn doctor(env: &[(&str, String)], ha: &HaInstance) {
-    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start_with_login("pwsync", "mqtt-secret").unwrap();
     let mut env = env.to_vec();
-    let mqtt = format!("mqtt://pwsync:mqtt-secret@{}", broker.local_addr().unwrap());
+    let mqtt = format!("mqtt://pwsync:mqtt-secret@127.0.0.1:{}", broker.port());
     env.push(("PWSYNC_MQTT__URL", mqtt));
     let o = pwsync(&env, &["doctor", "--json"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
@@ -360,6 +366,19 @@ fn doctor(env: &[(&str, String)], ha: &HaInstance) {
     assert!(
         shown.contains("Next: ") && shown.contains("time zone America/Los_Angeles"),
         "{shown}"
+    );
+
+    const MQTT: &str = "PWSYNC_MQTT__URL";
+    let mut wrong: Vec<_> = env.iter().filter(|e| e.0 != MQTT).cloned().collect();
+    let url = format!("mqtt://pwsync:not-it-456@127.0.0.1:{}", broker.port());
+    wrong.push((MQTT, url));
+    let o = pwsync(&wrong, &["doctor", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["mqtt"][1], false, "{d}");
+    assert!(
+        out.contains("refused the login") && !out.contains("not-it-456"),
+        "{out}"
     );
 
     const TOKEN: &str = "PWSYNC_HOMEASSISTANT__TOKEN";

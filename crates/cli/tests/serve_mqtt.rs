@@ -54,6 +54,7 @@ fn env(influx: &InfluxServer, broker: &Mosquitto) -> Vec<(&'static str, String)>
 async fn listener(broker: &Mosquitto) -> Mqtt {
     let m = Mqtt::connect(&MqttSettings {
         url: broker.url(),
+        ca_file: None,
         username: None,
         password: None,
         client_id: format!("test-{}", std::process::id()),
@@ -544,4 +545,50 @@ async fn a_broker_that_refuses_the_login_is_a_one_line_error() {
         !err.contains("refused the login") && err.contains("InfluxDB"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtts_trusts_the_configured_ca_and_refuses_another_in_one_line() {
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start_with_tls().unwrap();
+    let mut watch = listener(&broker).await;
+    let with_ca = |ca: &std::path::Path| {
+        vec![
+            // No InfluxDB: past the broker, the poll fails and pwsync publishes `offline`.
+            ("PWSYNC_INFLUXDB__URL", "http://127.0.0.1:1".to_string()),
+            ("PWSYNC_MQTT__URL", broker.tls_url().unwrap()),
+            ("PWSYNC_MQTT__CA_FILE", ca.display().to_string()),
+        ]
+    };
+
+    // Another CA: the handshake fails, one line naming the setting, nothing published.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = pwsync_testkit::mosquitto::make_ca(other.path()).unwrap();
+    let o = pwsync(&with_ca(&other_ca), &["serve", "--once"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("TLS") && err.contains("mqtt.ca_file"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // A file that is no certificate: refused before connecting.
+    let not_pem = other.path().join("ca.key.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let o = pwsync(&with_ca(&not_pem), &["serve", "--once"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+    let mut seen = Vec::new();
+    collect(&mut watch, &mut seen, Duration::from_secs(1), |_| false).await;
+    assert_eq!(availability(&seen), Vec::<&str>::new(), "{seen:?}");
+
+    // The broker's CA: connected over TLS, the poll fails on InfluxDB, `offline` arrives.
+    let o = pwsync(&with_ca(broker.ca_file().unwrap()), &["serve", "--once"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("TLS") && err.contains("InfluxDB"), "{err}");
+    let published = collect(&mut watch, &mut seen, Duration::from_secs(10), |s| {
+        availability(s).contains(&"offline")
+    })
+    .await;
+    assert!(published, "pwsync published over mqtts: {seen:?}");
 }

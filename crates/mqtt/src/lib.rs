@@ -23,6 +23,8 @@ pub enum MqttError {
     Refused { broker: String, code: String },
     #[error("cannot reach the MQTT broker at {broker}: {reason}")]
     Unreachable { broker: String, reason: String },
+    #[error("TLS for the MQTT broker {url}: {reason}")]
+    Tls { url: String, reason: String },
     #[error("the MQTT connection is closed: {0}")]
     Closed(String),
 }
@@ -30,8 +32,11 @@ pub enum MqttError {
 /// How to reach the broker.
 #[derive(Clone)]
 pub struct MqttSettings {
-    /// `mqtt://host[:port]` (or `mqtts://` with the `tls` feature).
+    /// `mqtt://host[:port]` or `mqtts://host[:port]` (with the `tls` feature, on by default).
     pub url: String,
+    /// mqtts: PEM file of the CA that signed the broker's certificate (a broker with its own
+    /// CA, as on most home networks); `None`: the system's trusted roots.
+    pub ca_file: Option<std::path::PathBuf>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub client_id: String,
@@ -47,6 +52,7 @@ impl std::fmt::Debug for MqttSettings {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("client_id", &self.client_id)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -71,10 +77,31 @@ pub struct Mqtt {
     broker: String,
 }
 
+/// `url` with a password in it replaced by `***`, for messages.
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_string(),
+        },
+    }
+}
+
+/// `host:port` of a broker URL (1883 for mqtt://, 8883 for mqtts://).
+pub fn broker_address(url: &str) -> Result<String, MqttError> {
+    let (host, port, _) = parse_url(url)?;
+    Ok(format!("{host}:{port}"))
+}
+
 /// `(host, port, tls)` of a broker URL.
 fn parse_url(url: &str) -> Result<(String, u16, bool), MqttError> {
     let bad = |reason: &str| MqttError::BadUrl {
-        url: url.to_string(),
+        url: shown(url),
         reason: reason.to_string(),
     };
     let u = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
@@ -88,14 +115,35 @@ fn parse_url(url: &str) -> Result<(String, u16, bool), MqttError> {
     Ok((host, port, tls))
 }
 
+/// User and password written into the URL (`mqtt://user:password@host`), percent-decoded.
+fn url_login(url: &str) -> Option<(String, String)> {
+    let u = url::Url::parse(url).ok()?;
+    if u.username().is_empty() {
+        return None;
+    }
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((decode(u.username()), decode(u.password().unwrap_or(""))))
+}
+
 fn options(s: &MqttSettings) -> Result<(MqttOptions, String), MqttError> {
     let (host, port, tls) = parse_url(&s.url)?;
     let broker = format!("{host}:{port}");
     let mut o = MqttOptions::new(&s.client_id, host, port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(1 << 20, 1 << 20);
-    if let Some(user) = &s.username {
-        o.set_credentials(user, s.password.clone().unwrap_or_default());
+    match (&s.username, url_login(&s.url)) {
+        (Some(user), _) => {
+            o.set_credentials(user, s.password.clone().unwrap_or_default());
+        }
+        (None, Some((user, password))) => {
+            o.set_credentials(user, password);
+        }
+        (None, None) => {}
     }
     if let Some((topic, payload)) = &s.will {
         o.set_last_will(LastWill::new(
@@ -106,22 +154,57 @@ fn options(s: &MqttSettings) -> Result<(MqttOptions, String), MqttError> {
         ));
     }
     if tls {
-        enable_tls(&mut o, &s.url)?;
+        enable_tls(&mut o, s)?;
     }
     Ok((o, broker))
 }
 
 #[cfg(feature = "tls")]
-fn enable_tls(o: &mut MqttOptions, _url: &str) -> Result<(), MqttError> {
-    o.set_transport(rumqttc::Transport::tls_with_default_config());
+fn enable_tls(o: &mut MqttOptions, s: &MqttSettings) -> Result<(), MqttError> {
+    let transport = match &s.ca_file {
+        Some(path) => {
+            let ca = std::fs::read(path).map_err(|e| MqttError::Tls {
+                url: shown(&s.url),
+                reason: format!("cannot read mqtt.ca_file {}: {e}", path.display()),
+            })?;
+            if !String::from_utf8_lossy(&ca).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(MqttError::Tls {
+                    url: shown(&s.url),
+                    reason: format!(
+                        "mqtt.ca_file {} holds no PEM certificate: give the broker's CA \
+                         certificate (-----BEGIN CERTIFICATE-----)",
+                        path.display()
+                    ),
+                });
+            }
+            rumqttc::Transport::tls(ca, None, None)
+        }
+        None => rumqttc::Transport::tls_with_config(system_roots(&shown(&s.url))?),
+    };
+    o.set_transport(transport);
     Ok(())
 }
 
-#[cfg(not(feature = "tls"))]
-fn enable_tls(_o: &mut MqttOptions, url: &str) -> Result<(), MqttError> {
-    Err(MqttError::BadUrl {
+/// The system's trusted roots (rumqttc's default panics when they cannot be read).
+#[cfg(feature = "tls")]
+fn system_roots(url: &str) -> Result<rumqttc::TlsConfiguration, MqttError> {
+    let certs = rustls_native_certs::load_native_certs().map_err(|e| MqttError::Tls {
         url: url.to_string(),
-        reason: "this pwsync was built without TLS: rebuild with `--features pwsync-mqtt/tls` or use mqtt://".into(),
+        reason: format!("cannot read the system's CA certificates ({e}): set mqtt.ca_file"),
+    })?;
+    let mut roots = rumqttc::tokio_rustls::rustls::RootCertStore::empty();
+    let (_added, _ignored) = roots.add_parsable_certificates(certs);
+    let config = rumqttc::tokio_rustls::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config.into())
+}
+
+#[cfg(not(feature = "tls"))]
+fn enable_tls(_o: &mut MqttOptions, s: &MqttSettings) -> Result<(), MqttError> {
+    Err(MqttError::BadUrl {
+        url: shown(&s.url),
+        reason: "this pwsync was built without TLS: rebuild with the pwsync-mqtt/tls feature or use mqtt://".into(),
     })
 }
 
@@ -134,6 +217,13 @@ fn describe(e: &ConnectionError, broker: &str) -> MqttError {
                 ConnectReturnCode::NotAuthorized => "not authorized".into(),
                 other => format!("{other:?}"),
             },
+        },
+        ConnectionError::Tls(e) => MqttError::Tls {
+            url: broker.to_string(),
+            reason: format!(
+                "{e}: set mqtt.ca_file to the CA that signed the broker's certificate, and use \
+                 a host name (or IP) the certificate names"
+            ),
         },
         other => MqttError::Unreachable {
             broker: broker.to_string(),
@@ -277,5 +367,20 @@ mod tests {
             Err(MqttError::BadUrl { .. })
         ));
         assert!(parse_url("nonsense").is_err());
+        assert_eq!(broker_address("mqtts://b").unwrap(), "b:8883");
+    }
+
+    #[test]
+    fn a_password_in_the_url_logs_in_and_never_shows() {
+        let url = "mqtt://ha%20user:p%40ss@broker.lan:1884";
+        assert_eq!(
+            url_login(url),
+            Some(("ha user".to_string(), "p@ss".to_string()))
+        );
+        assert_eq!(url_login("mqtt://broker.lan"), None);
+        assert_eq!(shown(url), "mqtt://ha%20user:***@broker.lan:1884");
+        let err = parse_url("gopher://u:hunter2@b").unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains("***"), "{err}");
+        assert!(!shown("::u:hunter2@b").contains("hunter2"));
     }
 }

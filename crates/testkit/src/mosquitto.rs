@@ -3,13 +3,24 @@
 
 use crate::process::{free_port, require, wait_for_port, Missing, ServerProcess};
 use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 pub struct Mosquitto {
     process: ServerProcess,
     port: u16,
+    /// The mqtts listener and the CA certificate that signed its certificate, when started
+    /// with [`Mosquitto::start_with_tls`].
+    tls: Option<(u16, PathBuf)>,
     dir: tempfile::TempDir,
+}
+
+/// A listener's TLS files: a CA and a certificate it signed for 127.0.0.1 and localhost.
+struct TlsFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 impl Mosquitto {
@@ -20,15 +31,21 @@ impl Mosquitto {
 
     /// Anonymous access.
     pub fn start() -> Result<Mosquitto> {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
     }
 
     /// Only `user` with `password` may connect.
     pub fn start_with_login(user: &str, password: &str) -> Result<Mosquitto> {
-        Self::start_inner(Some((user, password)))
+        Self::start_inner(Some((user, password)), false)
     }
 
-    fn start_inner(login: Option<(&str, &str)>) -> Result<Mosquitto> {
+    /// Anonymous access on a plain listener and on an mqtts listener whose certificate a CA
+    /// made for the test signed (see [`Mosquitto::tls_url`], [`Mosquitto::ca_file`]).
+    pub fn start_with_tls() -> Result<Mosquitto> {
+        Self::start_inner(None, true)
+    }
+
+    fn start_inner(login: Option<(&str, &str)>, tls: bool) -> Result<Mosquitto> {
         let bin = Self::available().map_err(|m| anyhow::anyhow!("{m}"))?;
         let dir = tempfile::Builder::new()
             .prefix("pwsync-mosquitto-")
@@ -58,6 +75,22 @@ impl Mosquitto {
                 ));
             }
         }
+        let tls = if tls {
+            let files = make_tls_files(&dir.path().join("tls"))?;
+            let tls_port = free_port();
+            // Started as root, mosquitto loads certificates after changing to its own user,
+            // which cannot read this temp dir; `user root` keeps it (ignored when not root).
+            conf.insert_str(0, "user root\n");
+            conf.push_str(&format!(
+                "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+                files.ca.display(),
+                files.cert.display(),
+                files.key.display()
+            ));
+            Some((tls_port, files.ca))
+        } else {
+            None
+        };
         let path = dir.path().join("mosquitto.conf");
         std::fs::write(&path, conf)?;
         let mut process = ServerProcess::spawn(
@@ -71,7 +104,32 @@ impl Mosquitto {
             process.child_mut(),
             "mosquitto",
         )?;
-        Ok(Mosquitto { process, port, dir })
+        if let Some((tls_port, _)) = &tls {
+            wait_for_port(
+                *tls_port,
+                Duration::from_secs(10),
+                process.child_mut(),
+                "mosquitto (mqtts)",
+            )?;
+        }
+        Ok(Mosquitto {
+            process,
+            port,
+            tls,
+            dir,
+        })
+    }
+
+    /// `mqtts://127.0.0.1:<port>` of the TLS listener.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|(port, _)| format!("mqtts://127.0.0.1:{port}"))
+    }
+
+    /// The PEM file of the CA that signed the TLS listener's certificate.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|(_, ca)| ca.as_path())
     }
 
     pub fn port(&self) -> u16 {
@@ -93,4 +151,92 @@ impl Mosquitto {
     pub fn stop(&mut self) {
         self.process.stop();
     }
+}
+
+/// A self-signed CA in `dir` (`ca.pem`, `ca.key`), as `openssl` makes one.
+pub fn make_ca(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let ca = dir.join("ca.pem");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pwsync test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        path_str(&dir.join("ca.key"))?,
+        "-out",
+        path_str(&ca)?,
+    ])?;
+    Ok(ca)
+}
+
+fn make_tls_files(dir: &Path) -> Result<TlsFiles> {
+    let ca = make_ca(dir)?;
+    let (key, csr, cert, ext) = (
+        dir.join("server.key"),
+        dir.join("server.csr"),
+        dir.join("server.pem"),
+        dir.join("server.ext"),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        path_str(&key)?,
+        "-out",
+        path_str(&csr)?,
+    ])?;
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-CAcreateserial",
+        "-in",
+        path_str(&csr)?,
+        "-CA",
+        path_str(&ca)?,
+        "-CAkey",
+        path_str(&dir.join("ca.key"))?,
+        "-extfile",
+        path_str(&ext)?,
+        "-out",
+        path_str(&cert)?,
+    ])?;
+    Ok(TlsFiles { ca, cert, key })
+}
+
+fn openssl(args: &[&str]) -> Result<()> {
+    let bin = require("openssl", "apt-get install openssl").map_err(|m| anyhow::anyhow!("{m}"))?;
+    let out = Command::new(bin).args(args).output().context("openssl")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().context("a non-UTF-8 temp path")
 }

@@ -208,42 +208,31 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
     }
 }
 
+/// Log in to the broker as `serve` would (URL, TLS, user and password), under a client id of
+/// its own so a running `serve` keeps its connection.
 async fn mqtt(cfg: &Config, r: &mut Report) {
-    let Some(addr) = broker_addr(&cfg.mqtt.url) else {
-        r.warnings.push(format!(
-            "MQTT: cannot read host and port from mqtt.url {}: use mqtt://host:1883",
-            redact(&cfg.mqtt.url)
-        ));
-        return;
+    let addr = match pwsync_mqtt::broker_address(&cfg.mqtt.url) {
+        Ok(addr) => addr,
+        Err(e) => {
+            r.warnings.push(format!("MQTT: {e}"));
+            return;
+        }
     };
-    let ok = matches!(
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await,
-        Ok(Ok(_))
-    );
-    if !ok {
-        r.warnings.push(format!(
-            "MQTT broker {addr} is unreachable (TCP): `pwsync serve` needs it for the live sensors; check mqtt.url"
-        ));
-    }
+    let client_id = format!("{}-doctor", cfg.mqtt.client_id);
+    let settings = crate::broker::settings(cfg, client_id, None, CONNECT_TIMEOUT);
+    let ok = match pwsync_mqtt::Mqtt::connect(&settings).await {
+        Ok(m) => {
+            m.disconnect().await;
+            true
+        }
+        Err(e) => {
+            r.warnings.push(format!(
+                "MQTT: {e} (`pwsync serve` needs the broker for the live sensors)"
+            ));
+            false
+        }
+    };
     r.mqtt = Some((addr, ok));
-}
-
-/// `host:port` of an `mqtt://[user[:password]@]host[:port]` URL (1883 by default; `mqtts` 8883).
-fn broker_addr(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let hostport = authority.rsplit('@').next()?;
-    if hostport.is_empty() {
-        return None;
-    }
-    if hostport
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        return Some(hostport.to_string());
-    }
-    let port = if scheme == "mqtts" { 8883 } else { 1883 };
-    Some(format!("{hostport}:{port}"))
 }
 
 async fn recorder(cfg: &Config, r: &mut Report) {
@@ -389,20 +378,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn broker_addresses_and_redaction() {
-        assert_eq!(
-            broker_addr("mqtt://localhost").as_deref(),
-            Some("localhost:1883")
-        );
-        assert_eq!(
-            broker_addr("mqtt://u:secret@10.0.0.2:1884/x").as_deref(),
-            Some("10.0.0.2:1884")
-        );
-        assert_eq!(
-            broker_addr("mqtts://b.example").as_deref(),
-            Some("b.example:8883")
-        );
-        assert_eq!(broker_addr("localhost"), None);
+    fn redaction() {
         assert_eq!(
             redact("postgresql://ha:hunter2@db:5432/ha"),
             "postgresql://ha:***@db:5432/ha"

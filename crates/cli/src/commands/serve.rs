@@ -139,14 +139,12 @@ fn next_heal_time(now: i64) -> i64 {
 }
 
 fn mqtt_settings(cfg: &Config, topics: &Topics) -> MqttSettings {
-    MqttSettings {
-        url: cfg.mqtt.url.clone(),
-        username: cfg.mqtt.username.clone(),
-        password: (!cfg.mqtt.password.is_empty()).then(|| cfg.mqtt.password.expose().to_string()),
-        client_id: cfg.mqtt.client_id.clone(),
-        will: Some((topics.availability(), "offline".into())),
-        connect_timeout: Duration::from_secs(10),
-    }
+    crate::broker::settings(
+        cfg,
+        cfg.mqtt.client_id.clone(),
+        Some((topics.availability(), "offline".into())),
+        Duration::from_secs(10),
+    )
 }
 
 /// HA's websocket, when configured: its zone and version, and the store `heal` writes through.
