@@ -233,14 +233,8 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_sensor_has_a_unique_key_and_stable_ids() {
-        let all = catalogue();
-        let mut keys: Vec<_> = all.iter().map(|s| s.key.clone()).collect();
-        keys.sort();
-        keys.dedup();
-        assert_eq!(keys.len(), all.len());
-        assert_eq!(all.len(), 6 * 3 + 8 + 2 + 3);
+    /// Site "cabin"; readings expire after 180 s.
+    fn cabin() -> (Topics, Device) {
         let t = Topics {
             discovery_prefix: "homeassistant".into(),
             site: "cabin".into(),
@@ -250,6 +244,18 @@ mod tests {
             sw_version: "0.1.0".into(),
             expire_after_secs: Some(180),
         };
+        (t, d)
+    }
+
+    #[test]
+    fn every_sensor_has_a_unique_key_and_stable_ids() {
+        let all = catalogue();
+        let mut keys: Vec<_> = all.iter().map(|s| s.key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), all.len());
+        assert_eq!(all.len(), 6 * 3 + 8 + 2 + 3);
+        let (t, d) = cabin();
         let c = config(&all[0], &t, &d, Some("2025.4.4"));
         assert_eq!(c["unique_id"], "pwsync_cabin_home_usage");
         assert_eq!(c["object_id"], "cabin_home_usage");
@@ -264,15 +270,7 @@ mod tests {
 
     #[test]
     fn readings_of_the_moment_expire_and_totals_do_not() {
-        let t = Topics {
-            discovery_prefix: "homeassistant".into(),
-            site: "cabin".into(),
-        };
-        let d = Device {
-            name: "Powerwall".into(),
-            sw_version: "0.1.0".into(),
-            expire_after_secs: Some(180),
-        };
+        let (t, d) = cabin();
         let expiring: Vec<String> = catalogue()
             .iter()
             .filter(|s| config(s, &t, &d, None).get("expire_after") == Some(&json!(180)))
