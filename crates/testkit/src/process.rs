@@ -164,16 +164,27 @@ pub fn handles_sigterm(pid: u32) -> bool {
 /// its handler only once its start has finished, after it is already seen running (its
 /// `homeassistant_started` event recorded, its API answering): a SIGTERM before that kills it
 /// on the spot and leaves its recorder run open, as a crash would.
+/// Gives up at once when the process has exited (gone, or a zombie not yet reaped).
 pub fn wait_until_handles_sigterm(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if handles_sigterm(pid) {
             return true;
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || has_exited(pid) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn has_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|state| state.trim_start().starts_with('Z')),
+        Err(_) => true,
     }
 }
 
@@ -210,5 +221,14 @@ mod tests {
         assert!(trapped, "sh with a TERM trap handles SIGTERM");
         assert!(!plain_handles, "sleep leaves SIGTERM at its default");
         assert!(!handles_sigterm(u32::MAX), "no such process");
+        let t0 = Instant::now();
+        assert!(!wait_until_handles_sigterm(
+            plain.id(),
+            Duration::from_secs(30)
+        ));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "an exited process is not waited for"
+        );
     }
 }
