@@ -23,8 +23,13 @@ const METERS: [&str; 6] = [
     "battery_charged",
 ];
 
-/// InfluxDB with the last two days and today simulated (up to the end of today), and a broker.
-fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
+/// A June stretch whose surplus fills the battery and exports: late-autumn days may never export,
+/// and a meter that is truly 0 would make "never publishes 0" prove nothing.
+const SUMMER: (&str, u32) = ("2025-06-20", 2);
+
+/// InfluxDB with a summer stretch, the last two days and today simulated (up to the end of
+/// today), every meter above 0, and a broker.
+async fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
     or_skip(Mosquitto::available())?;
     let influx = match InfluxServer::start() {
         Ok(s) => s,
@@ -34,10 +39,20 @@ fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
         }
         Err(e) => panic!("{e:#}"),
     };
+    simulate(&influx.url(), SUMMER.0, SUMMER.1, 9);
     let start = (chrono::Utc::now() - chrono::Duration::days(2))
         .format("%Y-%m-%d")
         .to_string();
     simulate(&influx.url(), &start, 3, 9);
+    let summer_start = day_start(SUMMER.0);
+    let summer_end = summer_start + i64::from(SUMMER.1) * 86_400;
+    for field in pwsync_energy::Field::ALL {
+        let kwh: f64 = influx_hourly(&influx.url(), field, summer_start, summer_end)
+            .await
+            .values()
+            .sum();
+        assert!(kwh > 0.0, "the fixture's {field:?} holds only {kwh} kWh");
+    }
     Some((influx, Mosquitto::start().unwrap()))
 }
 
@@ -135,7 +150,7 @@ fn stop(child: &mut Child) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_creates_every_entity_with_its_classes() {
-    let Some((influx, broker)) = servers_with_broker() else {
+    let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
     let ha = HaInstance::start(HaOptions {
@@ -210,23 +225,22 @@ async fn discovery_creates_every_entity_with_its_classes() {
     );
 
     // Readings of the moment expire when no fresh value comes for three polls (here 3 × 2 s:
-    // `--once` publishes a single time); meters and the island status keep their value.
+    // `--once` publishes a single time); meters and the island status keep their value. Each
+    // entity runs its own expiry timer, so they go within moments of each other, not at once.
+    const EXPIRING: [&str; 4] = ["load_power", "grid_power", "battery_level", "battery_state"];
     ok(pwsync(&e, &["serve", "--once", "--interval", "2"]));
     let deadline = Instant::now() + Duration::from_secs(60);
     let expired = loop {
         let now = pwsync_states(&c).await;
-        let state = |key: &str| {
-            now[&format!("sensor.powerwall_{key}")]["state"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
-        if state("load_power") == "unavailable" || Instant::now() > deadline {
+        let all_expired = EXPIRING
+            .iter()
+            .all(|key| now[&format!("sensor.powerwall_{key}")]["state"] == "unavailable");
+        if all_expired || Instant::now() > deadline {
             break now;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    for key in ["load_power", "grid_power", "battery_level", "battery_state"] {
+    for key in EXPIRING {
         let id = format!("sensor.powerwall_{key}");
         assert_eq!(expired[&id]["state"], "unavailable", "{id}");
     }
@@ -293,7 +307,7 @@ async fn wait_for_entities(c: &HaClient, n: usize) -> BTreeMap<String, serde_jso
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_influxdb_outage_makes_sensors_unavailable_and_never_publishes_zero() {
-    let Some((mut influx, broker)) = servers_with_broker() else {
+    let Some((mut influx, broker)) = servers_with_broker().await else {
         return;
     };
     let mut m = listener(&broker).await;
@@ -376,7 +390,7 @@ async fn an_influxdb_outage_makes_sensors_unavailable_and_never_publishes_zero()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_restart_the_meter_never_starts_lower() {
-    let Some((influx, broker)) = servers_with_broker() else {
+    let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
     let e = env(&influx, &broker);
@@ -426,7 +440,7 @@ async fn after_a_restart_the_meter_never_starts_lower() {
 /// write 5-minute rows: HA would start the live sum at 0, a negative hour of all history).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
-    let Some((influx, broker)) = servers_with_broker() else {
+    let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
     if !std::path::Path::new(pwsync_testkit::ha::LIBFAKETIME).is_file() {
