@@ -27,9 +27,8 @@ const METERS: [&str; 6] = [
 /// and a meter that is truly 0 would make "never publishes 0" prove nothing.
 const SUMMER: (&str, u32) = ("2025-06-20", 2);
 
-/// InfluxDB with a summer stretch, the last two days and today simulated (up to the end of
-/// today), every meter above 0, and a broker.
-async fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
+/// An empty InfluxDB and a broker, or `None` to skip where they are truly absent.
+fn empty_servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
     or_skip(Mosquitto::available())?;
     let influx = match InfluxServer::start() {
         Ok(s) => s,
@@ -39,6 +38,13 @@ async fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
         }
         Err(e) => panic!("{e:#}"),
     };
+    Some((influx, Mosquitto::start().unwrap()))
+}
+
+/// InfluxDB with a summer stretch, the last two days and today simulated (up to the end of
+/// today), every meter above 0, and a broker.
+async fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
+    let (influx, broker) = empty_servers_with_broker()?;
     simulate(&influx.url(), SUMMER.0, SUMMER.1, 9);
     let start = (chrono::Utc::now() - chrono::Duration::days(2))
         .format("%Y-%m-%d")
@@ -53,7 +59,7 @@ async fn servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
             .sum();
         assert!(kwh > 0.0, "the fixture's {field:?} holds only {kwh} kWh");
     }
-    Some((influx, Mosquitto::start().unwrap()))
+    Some((influx, broker))
 }
 
 fn env(influx: &InfluxServer, broker: &Mosquitto) -> Vec<(&'static str, String)> {
@@ -440,7 +446,7 @@ async fn after_a_restart_the_meter_never_starts_lower() {
 /// write 5-minute rows: HA would start the live sum at 0, a negative hour of all history).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
-    let Some((influx, broker)) = servers_with_broker().await else {
+    let Some((influx, broker)) = empty_servers_with_broker() else {
         return;
     };
     if !std::path::Path::new(pwsync_testkit::ha::LIBFAKETIME).is_file() {
@@ -454,8 +460,7 @@ async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
         ..Default::default()
     })
     .unwrap();
-    // A fresh database: history up to and including the sample at the end of hour P.
-    client.execute("DROP DATABASE powerwall").await.unwrap();
+    // History up to and including the sample at the end of hour P.
     pwsync_influx::sim::create_schema(&client).await.unwrap();
     let mut sim = pwsync_influx::sim::Simulator::new(4, h1 - 2 * 86_400, tz());
     pwsync_influx::sim::write(&client, &mut sim, h1 - 2 * 86_400, hour_h + 60)
