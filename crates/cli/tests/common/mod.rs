@@ -24,6 +24,11 @@ pub fn tz() -> chrono_tz::Tz {
 /// The servers a scenario needs, or `None` to skip where they are truly absent.
 pub fn servers() -> Option<InfluxServer> {
     ha::venv_or_skip()?;
+    influx_or_skip()
+}
+
+/// A fresh InfluxDB, or `None` to skip where it cannot start; with `CI` set it must start.
+pub fn influx_or_skip() -> Option<InfluxServer> {
     match InfluxServer::start() {
         Ok(s) => Some(s),
         Err(e) if std::env::var_os("CI").is_none() => {
