@@ -1,0 +1,96 @@
+//! Starting and stopping the `hass` process: the launcher, the wait for its HTTP server, the
+//! clean stop.
+
+use super::{START_TIMEOUT, STOP_TIMEOUT};
+use crate::process::{wait_until_handles_sigterm, ServerProcess};
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The launcher: HA's own `main()`, plus a thread that sends HA a SIGTERM (a clean stop) when
+/// the process that started it is gone, so no HA outlives its test binary (an instance kept in
+/// a `static` is never dropped: it stops, and removes its temp dir, when the test binary exits).
+pub(super) const LAUNCHER: &str = r#"
+import os, select, shutil, signal, sys, threading
+parent = int(sys.argv.pop(1))
+tmp = sys.argv.pop(1)
+def watch():
+    while os.getppid() == parent:
+        # A relative timeout: time.sleep's absolute monotonic deadline fails (EINVAL) under
+        # libfaketime, which a test may run HA with.
+        select.select([], [], [], 0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=watch, name="pwsync-parent-watch", daemon=True).start()
+sys.argv[0] = "hass"
+from homeassistant.__main__ import main
+code = main()
+if os.getppid() != parent:
+    # Orphaned (e.g. an instance shared through a static): nobody else removes the temp dir.
+    shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(code)
+"#;
+
+pub(super) fn log_tail(dir: &Path, n: usize) -> String {
+    let log = std::fs::read_to_string(dir.join("hass.out")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Start `hass` for the config in `dir/config` through the launcher and wait until its HTTP
+/// server listens (it does once the startup integrations are set up).
+pub(super) fn spawn_hass(
+    venv: &Path,
+    dir: &Path,
+    port: u16,
+    env: &[(String, String)],
+) -> Result<ServerProcess> {
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    cmd.arg(dir.join("launcher.py"))
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("config"));
+    let mut process = ServerProcess::spawn("hass", &mut cmd, &dir.join("hass.out"))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(process);
+        }
+        if let Some(status) = process.child_mut().try_wait()? {
+            bail!("hass exited ({status}):\n{}", log_tail(dir, 30));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "hass did not listen on port {port} within {START_TIMEOUT:?}:\n{}",
+                log_tail(dir, 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM and wait for a clean exit; SIGKILL (and an error) after [`STOP_TIMEOUT`].
+pub(super) fn stop_hass(mut process: ServerProcess, dir: &Path) -> Result<Duration> {
+    let t0 = Instant::now();
+    if !wait_until_handles_sigterm(process.pid(), STOP_TIMEOUT) {
+        tracing::warn!("hass never installed its SIGTERM handler; stopping it anyway");
+    }
+    let pid = process.pid().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    while t0.elapsed() < STOP_TIMEOUT {
+        if let Some(status) = process.child_mut().try_wait()? {
+            // Reaped: forget the guard so it does not signal the (now free) PID again.
+            std::mem::forget(process);
+            tracing::info!(secs = t0.elapsed().as_secs_f64(), %status, "Home Assistant stopped");
+            return Ok(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    process.stop();
+    bail!(
+        "hass did not stop within {STOP_TIMEOUT:?} and was killed:\n{}",
+        log_tail(dir, 20)
+    )
+}
