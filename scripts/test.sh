@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast
+# The harness under load (ignored in the run above): 30 servers started at once all answer.
+cargo test -p pwsync-testkit --test stress -- --ignored

@@ -52,14 +52,7 @@ pub fn base_python() -> PathBuf {
 /// `Some(venv)`, or `None` (after saying why) when HA cannot be installed and `CI` is unset.
 /// With `CI` set a missing HA is a failure: this panics.
 pub fn venv_or_skip() -> Option<PathBuf> {
-    match ensure_venv() {
-        Ok(v) => Some(v),
-        Err(m) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {m}");
-            None
-        }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
-    }
+    crate::or_skip(ensure_venv())
 }
 
 /// The HA venv, made if missing: `python -m venv`, `pip install homeassistant==2025.4.4`, then

@@ -6,7 +6,7 @@ use super::mqtt::add_mqtt;
 use super::onboard::{onboard_and_wait, wait_running};
 use super::options::{configuration_yaml, HaOptions};
 use super::process::{log_tail, spawn_hass, stop_hass, LAUNCHER};
-use crate::process::{free_port, ServerProcess};
+use crate::process::{free_port, with_port_retries, ServerProcess, StartError};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ impl HaInstance {
     /// RUNNING. Blocking (runs its own small async runtime on a helper thread, so it may be
     /// called from inside a tokio test).
     pub fn start(opts: HaOptions) -> Result<HaInstance> {
-        let venv = ensure_venv().map_err(|m| anyhow!("{m}"))?;
+        let venv = ensure_venv()?;
         let t0 = Instant::now();
         let mut opts = opts;
         if let Some(url) = opts.recorder_db_url.as_mut() {
@@ -43,34 +43,7 @@ impl HaInstance {
                 ensure_python_module(&venv, "psycopg2", "psycopg2-binary")?;
             }
         }
-        let dir = tempfile::Builder::new().prefix("pwsync-ha-").tempdir()?;
-        let config = dir.path().join("config");
-        std::fs::create_dir_all(config.join(".storage"))?;
-        let port = free_port();
-        std::fs::write(
-            config.join("configuration.yaml"),
-            configuration_yaml(&opts, port),
-        )?;
-        for (name, contents) in &opts.storage_files {
-            std::fs::write(config.join(".storage").join(name), contents)
-                .with_context(|| format!("writing .storage/{name}"))?;
-        }
-        if let (Some(db), None) = (&opts.sqlite_db, &opts.recorder_db_url) {
-            std::fs::copy(db, config.join("home-assistant_v2.db"))
-                .with_context(|| format!("copying {}", db.display()))?;
-        }
-        std::fs::write(dir.path().join("launcher.py"), LAUNCHER)?;
-        let mut ha = HaInstance {
-            process: None,
-            dir: dir.path().to_path_buf(),
-            tmp: Some(dir),
-            venv,
-            port,
-            token: String::new(),
-            version: String::new(),
-            opts,
-        };
-        ha.spawn()?;
+        let mut ha = with_port_retries("hass", || Self::launch(&venv, &opts))?;
         let (token, version) = ha.block_on(onboard_and_wait(ha.url()))?;
         ha.token = token;
         ha.version = version;
@@ -87,7 +60,42 @@ impl HaInstance {
         Ok(ha)
     }
 
-    fn spawn(&mut self) -> Result<()> {
+    /// The start path, one attempt: a fresh config dir for `opts` on a new port, `hass`
+    /// launched from `venv` on it and answering (not yet onboarded). A port someone else took
+    /// is a [`StartError::PortTaken`], and the attempt's dir is dropped with it.
+    fn launch(venv: &Path, opts: &HaOptions) -> Result<HaInstance, StartError> {
+        let dir = tempfile::Builder::new().prefix("pwsync-ha-").tempdir()?;
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join(".storage"))?;
+        let port = free_port();
+        std::fs::write(
+            config.join("configuration.yaml"),
+            configuration_yaml(opts, port),
+        )?;
+        for (name, contents) in &opts.storage_files {
+            std::fs::write(config.join(".storage").join(name), contents)
+                .with_context(|| format!("writing .storage/{name}"))?;
+        }
+        if let (Some(db), None) = (&opts.sqlite_db, &opts.recorder_db_url) {
+            std::fs::copy(db, config.join("home-assistant_v2.db"))
+                .with_context(|| format!("copying {}", db.display()))?;
+        }
+        std::fs::write(dir.path().join("launcher.py"), LAUNCHER)?;
+        let mut ha = HaInstance {
+            process: None,
+            dir: dir.path().to_path_buf(),
+            tmp: Some(dir),
+            venv: venv.to_path_buf(),
+            port,
+            token: String::new(),
+            version: String::new(),
+            opts: opts.clone(),
+        };
+        ha.spawn()?;
+        Ok(ha)
+    }
+
+    fn spawn(&mut self) -> Result<(), StartError> {
         self.process = Some(spawn_hass(
             &self.venv,
             &self.dir,
@@ -198,8 +206,9 @@ impl HaInstance {
         }
         let (venv, dir, port) = (self.venv.clone(), self.dir.clone(), self.port);
         let env = clock_env(&self.opts)?;
-        let process =
-            tokio::task::spawn_blocking(move || spawn_hass(&venv, &dir, port, &env)).await??;
+        let process = tokio::task::spawn_blocking(move || spawn_hass(&venv, &dir, port, &env))
+            .await?
+            .map_err(StartError::into_anyhow)?;
         self.process = Some(process);
         self.version = wait_running(self.ws_url(), self.token.clone()).await?;
         Ok(())
@@ -210,7 +219,7 @@ impl HaInstance {
         if self.process.is_some() {
             bail!("hass is running");
         }
-        self.spawn()?;
+        self.spawn().map_err(StartError::into_anyhow)?;
         let version = self.block_on(wait_running(self.ws_url(), self.token.clone()))?;
         self.version = version;
         Ok(())

@@ -22,10 +22,11 @@ mod options;
 mod process;
 mod sqlite;
 
-pub use clock::LIBFAKETIME;
+pub use clock::{libfaketime, LIBFAKETIME};
 pub use install::{base_python, ensure_python_module, ensure_venv, venv_dir, venv_or_skip};
 pub use instance::HaInstance;
 pub use options::HaOptions;
+pub use process::answers_onboarding;
 pub use sqlite::{reference_sqlite_db, reference_sqlite_db_file, sqlite_query, TempDb};
 
 use std::time::Duration;

@@ -2,8 +2,9 @@
 //! clean stop.
 
 use super::{START_TIMEOUT, STOP_TIMEOUT};
-use crate::process::{wait_until_handles_sigterm, ServerProcess};
+use crate::process::{wait_ready, wait_until_handles_sigterm, ServerProcess, StartError};
 use anyhow::{bail, Result};
+use pwsync_sandbox::http;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,14 +38,15 @@ pub(super) fn log_tail(dir: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Start `hass` for the config in `dir/config` through the launcher and wait until its HTTP
-/// server listens (it does once the startup integrations are set up).
+/// Start `hass` for the config in `dir/config` through the launcher and wait until it owns
+/// `port` and answers `/api/onboarding` there (its HTTP server listens once the startup
+/// integrations are set up). A port someone else took is a [`StartError::PortTaken`].
 pub(super) fn spawn_hass(
     venv: &Path,
     dir: &Path,
     port: u16,
     env: &[(String, String)],
-) -> Result<ServerProcess> {
+) -> Result<ServerProcess, StartError> {
     let mut cmd = Command::new(venv.join("bin/python"));
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     cmd.arg(dir.join("launcher.py"))
@@ -52,23 +54,18 @@ pub(super) fn spawn_hass(
         .arg(dir)
         .arg("-c")
         .arg(dir.join("config"));
-    let mut process = ServerProcess::spawn("hass", &mut cmd, &dir.join("hass.out"))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(process);
-        }
-        if let Some(status) = process.child_mut().try_wait()? {
-            bail!("hass exited ({status}):\n{}", log_tail(dir, 30));
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "hass did not listen on port {port} within {START_TIMEOUT:?}:\n{}",
-                log_tail(dir, 30)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let log = dir.join("hass.out");
+    let mut process = ServerProcess::spawn("hass", &mut cmd, &log)?;
+    wait_ready(&mut process, &[port], &log, START_TIMEOUT, || {
+        answers_onboarding(port)
+    })?;
+    Ok(process)
+}
+
+/// Whether HA answers on `port`: `/api/onboarding` (no login needed) lists its steps.
+pub fn answers_onboarding(port: u16) -> bool {
+    http::get(port, "/api/onboarding", Duration::from_secs(5))
+        .is_some_and(|r| r.status == 200 && r.body.contains("\"step\""))
 }
 
 /// SIGTERM and wait for a clean exit; SIGKILL (and an error) after [`STOP_TIMEOUT`].
