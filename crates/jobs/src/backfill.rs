@@ -6,11 +6,11 @@
 
 use crate::range::DateRange;
 use crate::write::{splice_into, Overwrite};
-use crate::{EnergySource, JobError};
+use crate::JobError;
 use chrono_tz::Tz;
 use pwsync_energy::local::HourRange;
 use pwsync_energy::{floor_hour, Field, Gap, Integration, HOUR};
-use pwsync_store::{StatMeta, StatWrite, StatisticsStore, WritePlan};
+use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, WritePlan};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Instant;

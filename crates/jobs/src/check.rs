@@ -3,7 +3,7 @@
 //! the bad hours with overwrite, as `backfill --overwrite` would for those hours alone.
 
 use crate::range::{compiled_limit, DateRange, RangeStart};
-use crate::{EnergySource, JobError};
+use crate::JobError;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use futures_util::future::{try_join, try_join_all};
@@ -16,7 +16,7 @@ use pwsync_energy::splice::{
 };
 use pwsync_energy::stats::hourly_changes;
 use pwsync_energy::{floor_hour, Bucket, Field, Integration, Shift, StatRow, FIVE_MIN, HOUR};
-use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
+use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

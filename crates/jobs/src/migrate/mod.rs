@@ -13,13 +13,13 @@ pub use discover::{discover, parse_maps, DiscoverError, Found, Mapping, Platform
 use crate::backfill::{backfill, meter_name, BackfillOptions, BackfillReport, Step};
 use crate::range::{compiled_limit, DateRange, RangeStart};
 use crate::write::splice_into;
-use crate::{EnergySource, JobError};
+use crate::JobError;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use pwsync_energy::local::{local_date, local_day_range};
 use pwsync_energy::teslemetry::{hourly_energy, Rejected};
 use pwsync_energy::{Field, StatRow};
-use pwsync_store::{Overlay, StatMeta, StatisticsStore, Table, WritePlan};
+use pwsync_store::{EnergySource, Overlay, StatMeta, StatisticsStore, Table, WritePlan};
 use serde::Serialize;
 use std::time::Instant;
 
