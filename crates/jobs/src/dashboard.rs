@@ -351,7 +351,7 @@ fn set_statistic(prefs: &mut Value, e: &Entry, id: &str) {
 /// Take rivals out: a list entry goes; a flat grid meter is emptied with its cost fields (and
 /// the connection goes once it measures nothing); a solar or battery source goes whole.
 fn remove_entries(prefs: &mut Value, mut remove: Vec<(usize, Option<usize>, Slot)>) {
-    remove.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    remove.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
     let mut drop_sources: Vec<usize> = Vec::new();
     for (i, flow, slot) in remove {
         let source = &mut prefs["energy_sources"][i];
