@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod check;
+pub mod dashboard;
 pub mod migrate;
 pub mod range;
 pub mod write;

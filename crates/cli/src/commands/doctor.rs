@@ -7,6 +7,7 @@ use crate::target::ha_client;
 use anyhow::Result;
 use pwsync_energy::{Field, Gap};
 use pwsync_influx::QueryLog;
+use pwsync_jobs::dashboard::{self, DashboardAudit};
 use pwsync_jobs::range::fmt_ts;
 use pwsync_recorder::{RecorderDb, RecorderOptions};
 use serde::Serialize;
@@ -46,6 +47,8 @@ pub struct HaInfo {
     pub pwsync_missing: Vec<String>,
     /// Energy statistics of Tesla integrations (`migrate` sources), `platform: id`.
     pub tesla_statistics: Vec<String>,
+    /// Which of pwsync's meters HA's Energy dashboard counts, and what it counts twice.
+    pub energy_dashboard: Option<DashboardAudit>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -206,6 +209,21 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
                 .push(format!("{}: {}", e.platform, e.entity_id));
         }
     }
+    match client.energy_get_prefs().await {
+        Ok(prefs) => {
+            let prefs = prefs.unwrap_or_else(dashboard::default_prefs);
+            let registry: Vec<_> = registry.into_iter().map(super::migrate::entity).collect();
+            let audit = dashboard::audit(&prefs, &cfg.site, &registry);
+            r.warnings.extend(
+                audit
+                    .problems
+                    .iter()
+                    .map(|p| format!("Energy dashboard: {p}")),
+            );
+            r.homeassistant.energy_dashboard = Some(audit);
+        }
+        Err(e) => r.warnings.push(format!("Energy dashboard: {e}")),
+    }
 }
 
 /// Log in to the broker as `serve` would (URL, TLS, user and password), under a client id of
@@ -274,6 +292,16 @@ fn next_action(r: &Report) -> String {
     if !h.pwsync_missing.is_empty() {
         return "fill HA's statistics from InfluxDB: `pwsync backfill --all --dry-run`, then `pwsync backfill --all`".into();
     }
+    if let Some(a) = h
+        .energy_dashboard
+        .as_ref()
+        .filter(|a| !a.missing.is_empty())
+    {
+        return format!(
+            "put pwsync's meters into HA's Energy dashboard ({} missing there): `pwsync energy-dashboard --dry-run`, then `pwsync energy-dashboard`",
+            a.missing.len()
+        );
+    }
     if r.mqtt.as_ref().is_some_and(|m| !m.1) {
         return "start the MQTT broker HA uses and point mqtt.url at it, then `pwsync serve`"
             .into();
@@ -335,6 +363,15 @@ fn print(r: &Report, tz: chrono_tz::Tz) {
             "  Tesla integration statistics: {}",
             list(&h.tesla_statistics)
         );
+        if let Some(a) = &h.energy_dashboard {
+            let labels =
+                |v: &[dashboard::Slot]| v.iter().map(|s| s.label().to_string()).collect::<Vec<_>>();
+            println!(
+                "  Energy dashboard uses pwsync's meters for: {}; not for: {}",
+                list(&labels(&a.uses)),
+                list(&labels(&a.missing))
+            );
+        }
     }
     match &r.mqtt {
         Some((addr, ok)) => println!(
