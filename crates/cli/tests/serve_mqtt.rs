@@ -652,7 +652,7 @@ async fn write_site(
         let fields: Vec<String> = pwsync_energy::Field::ALL
             .iter()
             .zip(w)
-            .map(|(f, w)| format!("{}={w}", map.name(*f)))
+            .map(|(f, w)| format!("{}={w}", map.name(*f).as_str()))
             .collect();
         lines.push_str(&format!(
             "http,month={},year={} {},percentage=50 {t}\n",

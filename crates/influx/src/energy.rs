@@ -44,6 +44,9 @@ impl FieldMap {
 const CHUNK: i64 = 14 * 86_400;
 const IN_FLIGHT: usize = 2;
 
+/// Far beyond any clock error (2100-01-01), below InfluxDB's largest time.
+const FAR_FUTURE: i64 = 4_102_444_800;
+
 impl InfluxClient {
     fn source_path(&self) -> String {
         format!("{}.{}.{}", self.db, self.rp, self.measurement)
@@ -133,7 +136,8 @@ impl InfluxClient {
     ) -> Result<Option<(u64, i64)>, InfluxError> {
         let cols: Vec<String> = fields.iter().map(|f| map.name(*f).to_string()).collect();
         let q = format!(
-            "SELECT {} FROM {} WHERE time > {now}s",
+            // InfluxDB 1.x bounds a query with only a lower time bound at its own now().
+            "SELECT {} FROM {} WHERE time > {now}s AND time < {FAR_FUTURE}s",
             cols.join(","),
             self.source_path()
         );

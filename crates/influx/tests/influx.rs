@@ -303,7 +303,7 @@ async fn points_after_now_are_never_read_nor_simulated() {
     let future = now + HOUR;
     let fields: Vec<String> = Field::ALL
         .iter()
-        .map(|f| format!("{}=30000", map.name(*f)))
+        .map(|f| format!("{}=30000", map.name(*f).as_str()))
         .collect();
     let lines = format!(
         "http,month=Jan,year=2030 {} {future}\nhttp,month=Jan,year=2030 {} {}\n",
