@@ -44,6 +44,9 @@ impl FieldMap {
 const CHUNK: i64 = 14 * 86_400;
 const IN_FLIGHT: usize = 2;
 
+/// Far beyond any clock error (2100-01-01), below InfluxDB's largest time.
+const FAR_FUTURE: i64 = 4_102_444_800;
+
 impl InfluxClient {
     fn source_path(&self) -> String {
         format!("{}.{}.{}", self.db, self.rp, self.measurement)
@@ -122,6 +125,32 @@ impl InfluxClient {
             .min())
     }
 
+    /// Points of `fields` stamped after `now` (a gateway or simulator with a clock ahead):
+    /// how many rows hold one, and the latest time, or `None` when there are none. Every read
+    /// that computes energy ignores them.
+    pub async fn future_points(
+        &self,
+        map: &FieldMap,
+        fields: &[Field],
+        now: i64,
+    ) -> Result<Option<(u64, i64)>, InfluxError> {
+        let cols: Vec<String> = fields.iter().map(|f| map.name(*f).to_string()).collect();
+        let q = format!(
+            // InfluxDB 1.x bounds a query with only a lower time bound at its own now().
+            "SELECT {} FROM {} WHERE time > {now}s AND time < {FAR_FUTURE}s",
+            cols.join(","),
+            self.source_path()
+        );
+        let r = self.query_as::<Option<f64>>(&q).await?;
+        let times: Vec<i64> = r
+            .into_iter()
+            .flat_map(|s| s.series)
+            .flat_map(|s| s.values)
+            .filter_map(|row| row.first().copied().flatten().map(|t| t as i64))
+            .collect();
+        Ok(times.iter().max().map(|&t| (times.len() as u64, t)))
+    }
+
     /// Latest point of any of `fields`, epoch seconds.
     pub async fn last_timestamp(
         &self,
@@ -135,7 +164,9 @@ impl InfluxClient {
             .max())
     }
 
-    /// Raw samples of `fields` with `start <= t < end`, one vector per field (nulls skipped).
+    /// Raw samples of `fields` with `start <= t < end` and never after now (a point stamped
+    /// in the future, from a gateway whose clock is ahead, must not move any meter ahead), one
+    /// vector per field (nulls skipped).
     pub async fn samples(
         &self,
         map: &FieldMap,
@@ -143,6 +174,10 @@ impl InfluxClient {
         start: i64,
         end: i64,
     ) -> Result<Vec<Vec<Sample>>, InfluxError> {
+        let end = end.min(crate::now() + 1);
+        if end <= start {
+            return Ok(vec![Vec::new(); fields.len()]);
+        }
         let cols: Vec<String> = fields.iter().map(|f| map.name(*f).to_string()).collect();
         let q = format!(
             "SELECT {} FROM {} WHERE time >= {start}s AND time < {end}s",

@@ -263,3 +263,78 @@ async fn a_silent_server_is_a_timeout_not_a_hang() {
     assert!(e.to_string().contains("timeout_secs"), "{e}");
     drop(listener);
 }
+
+/// A point stamped an hour after now (a gateway whose clock runs ahead) moves nothing: not the
+/// samples, the hourly energy nor a live poll; the simulator never writes one.
+#[tokio::test(flavor = "multi_thread")]
+async fn points_after_now_are_never_read_nor_simulated() {
+    let Some(srv) = server() else { return };
+    let c = client(&srv.url(), |_| {});
+    sim::create_schema(&c).await.unwrap();
+    let tz: Tz = TZ.parse().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let start = pwsync_energy::floor_hour(now) - 3 * HOUR;
+    // Asked for a day that ends tomorrow: the simulator stops at now.
+    let mut s = Simulator::new(5, start - 86_400, tz);
+    sim::write(&c, &mut s, start, start + 86_400).await.unwrap();
+    let map = FieldMap::default();
+    let last = c.last_timestamp(&map, &Field::ALL).await.unwrap().unwrap();
+    assert!(
+        last <= chrono::Utc::now().timestamp(),
+        "simulated up to {last}, now {now}"
+    );
+    assert!(last >= now - 120, "simulated up to now: {last} vs {now}");
+
+    let window = start - 60;
+    let before = c
+        .energy(&map, &[Field::Home], window, now + 2 * HOUR, HOUR, 300)
+        .await
+        .unwrap();
+    let live_before = c.live_window(&map, window).await.unwrap();
+    // 30 kW for a minute an hour from now.
+    let future = now + HOUR;
+    let fields: Vec<String> = Field::ALL
+        .iter()
+        .map(|f| format!("{}=30000", map.name(*f).as_str()))
+        .collect();
+    let lines = format!(
+        "http,month=Jan,year=2030 {} {future}\nhttp,month=Jan,year=2030 {} {}\n",
+        fields.join(","),
+        fields.join(","),
+        future + 60
+    );
+    c.write_lines("autogen", lines).await.unwrap();
+    assert_eq!(
+        c.future_points(&map, &Field::ALL, chrono::Utc::now().timestamp())
+            .await
+            .unwrap(),
+        Some((2, future + 60))
+    );
+    let after = c
+        .energy(&map, &[Field::Home], window, now + 2 * HOUR, HOUR, 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        after[&Field::Home].total_wh(),
+        before[&Field::Home].total_wh(),
+        "energy moved by a future point"
+    );
+    let live = c.live_window(&map, window).await.unwrap();
+    for f in Field::ALL {
+        assert!(
+            live.samples(f)
+                .iter()
+                .all(|x| x.t <= chrono::Utc::now().timestamp()),
+            "{f:?}"
+        );
+        assert_eq!(live.samples(f).len(), live_before.samples(f).len(), "{f:?}");
+    }
+    let samples = c
+        .samples(&map, &Field::ALL, window, future + HOUR)
+        .await
+        .unwrap();
+    assert!(
+        samples.iter().flatten().all(|x| x.t < future),
+        "a future sample was read"
+    );
+}

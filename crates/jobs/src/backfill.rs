@@ -9,6 +9,7 @@ use crate::write::{splice_into, Overwrite};
 use crate::JobError;
 use chrono_tz::Tz;
 use pwsync_energy::local::HourRange;
+use pwsync_energy::meter::meter_reading;
 use pwsync_energy::{floor_hour, Field, Gap, Integration, HOUR};
 use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, WritePlan};
 use serde::Serialize;
@@ -46,6 +47,9 @@ pub struct FieldReport {
     pub kept_existing: usize,
     /// Of `kept_existing`, hours kept because InfluxDB covers them only partly.
     pub kept_partial: usize,
+    /// Those hours' starts.
+    #[serde(skip)]
+    pub kept_partial_hours: BTreeSet<i64>,
     pub unchanged: usize,
     pub shifts: usize,
     pub short_term_rows: usize,
@@ -171,7 +175,7 @@ async fn plan_field(
             partial.insert(b.start);
         }
         energy.push((b.start, b.wh / 1000.0));
-        states.push(meter_kwh);
+        states.push(meter_reading(meter_kwh));
     }
 
     let meta = StatMeta::energy_kwh(&statistic_id, &meter_name(field));
@@ -188,6 +192,7 @@ async fn plan_field(
         rows_written: sp.write.hourly.len(),
         kept_existing: sp.kept_existing,
         kept_partial: sp.kept_excepted,
+        kept_partial_hours: sp.excepted_hours.clone(),
         unchanged: sp.unchanged,
         shifts: sp.write.shifts.len(),
         short_term_rows: sp.write.short_term.len(),

@@ -14,7 +14,8 @@ pub enum Overwrite<'a> {
     No,
     /// All of them.
     Yes,
-    /// All but these hour starts, which keep their row where one exists.
+    /// All, but these hour starts keep their energy where a row exists (their `state` still
+    /// becomes the one given, the lifetime meter, so the states stay one scale).
     Except(&'a BTreeSet<i64>),
 }
 
@@ -37,6 +38,8 @@ pub struct Spliced {
     pub kept_existing: usize,
     /// Of `kept_existing`, hours kept because of [`Overwrite::Except`].
     pub kept_excepted: usize,
+    /// Those hours' starts (their energy is kept; a new `state` may still be written).
+    pub excepted_hours: BTreeSet<i64>,
     pub unchanged: usize,
 }
 
@@ -59,10 +62,11 @@ pub async fn splice_into(
         .into_iter()
         .collect();
     existing.extend(store.read(&id, Table::Hourly, start, end).await?);
-    let (energy, states, kept_excepted) = match overwrite {
-        Overwrite::Except(keep) => without_kept(&existing, keep, energy, states),
-        _ => (energy.to_vec(), states.to_vec(), 0),
+    let (energy, states, excepted_hours) = match overwrite {
+        Overwrite::Except(keep) => keeping_energy(&existing, keep, energy, states),
+        _ => (energy.to_vec(), states.to_vec(), BTreeSet::new()),
     };
+    let kept_excepted = excepted_hours.len();
     let sp = splice(&SpliceInput {
         existing: &existing,
         energy: &energy,
@@ -78,6 +82,7 @@ pub async fn splice_into(
     Ok(Spliced {
         kept_existing: sp.kept_existing + kept_excepted,
         kept_excepted,
+        excepted_hours,
         unchanged: sp.unchanged,
         write: StatWrite {
             meta,
@@ -89,32 +94,35 @@ pub async fn splice_into(
     })
 }
 
-/// `energy` and `states` without the hours in `keep` that hold a row (with a `sum`) in
-/// `existing`, and how many were left out.
-fn without_kept(
+/// `energy` with each hour of `keep` that holds a row (with a `sum`) in `existing` set to the
+/// energy that row has now (its change from the row before, HA's convention of 0 before the
+/// first), and those hours. `states` stay as given: a kept hour keeps its
+/// energy but its `state` is the lifetime meter like its neighbours'.
+fn keeping_energy(
     existing: &[StatRow],
     keep: &BTreeSet<i64>,
     energy: &[(i64, f64)],
     states: &[f64],
-) -> (Vec<(i64, f64)>, Vec<f64>, usize) {
-    let present: BTreeSet<i64> = existing
-        .iter()
-        .filter(|r| r.sum.is_some() && keep.contains(&r.start))
-        .map(|r| r.start)
-        .collect();
-    let mut out_energy = Vec::with_capacity(energy.len());
-    let mut out_states = Vec::with_capacity(states.len());
-    for (i, e) in energy.iter().enumerate() {
-        if present.contains(&e.0) {
-            continue;
+) -> (Vec<(i64, f64)>, Vec<f64>, BTreeSet<i64>) {
+    let mut kept = std::collections::BTreeMap::new();
+    let mut prev_sum = 0.0;
+    for r in existing {
+        let Some(sum) = r.sum else { continue };
+        if keep.contains(&r.start) {
+            kept.insert(r.start, sum - prev_sum);
         }
-        out_energy.push(*e);
-        if let Some(s) = states.get(i) {
-            out_states.push(*s);
-        }
+        prev_sum = sum;
     }
-    let left_out = energy.len() - out_energy.len();
-    (out_energy, out_states, left_out)
+    let out: Vec<(i64, f64)> = energy
+        .iter()
+        .map(|&(h, kwh)| (h, kept.get(&h).copied().unwrap_or(kwh)))
+        .collect();
+    let hours = energy
+        .iter()
+        .map(|e| e.0)
+        .filter(|h| kept.contains_key(h))
+        .collect();
+    (out, states.to_vec(), hours)
 }
 
 #[cfg(test)]
@@ -130,17 +138,16 @@ mod tests {
     }
 
     #[test]
-    fn only_kept_hours_that_hold_a_row_are_left_out_and_states_stay_aligned() {
-        let existing = [row(0, Some(1.0)), row(3600, None), row(7200, Some(2.0))];
+    fn kept_hours_keep_their_energy_and_take_the_given_state() {
+        let existing = [row(0, Some(1.0)), row(3600, None), row(7200, Some(2.5))];
         let keep = BTreeSet::from([3600, 7200, 10_800]);
         let energy = [(0, 0.5), (3600, 0.6), (7200, 0.7), (10_800, 0.8)];
         let states = [10.5, 11.1, 11.8, 12.6];
-        let (e, s, n) = without_kept(&existing, &keep, &energy, &states);
-        // 7200 is kept (a row with a sum); 3600 has no sum and 10 800 no row: both written.
-        assert_eq!(e, vec![(0, 0.5), (3600, 0.6), (10_800, 0.8)]);
-        assert_eq!(s, vec![10.5, 11.1, 12.6]);
-        assert_eq!(n, 1);
-        let (e, s, n) = without_kept(&existing, &keep, &energy, &[]);
-        assert_eq!((e.len(), s.len(), n), (3, 0, 1));
+        let (e, s, n) = keeping_energy(&existing, &keep, &energy, &states);
+        // 7200 is kept (a row with a sum: its change 1.5 from the row at 0); 3600 has no sum and
+        // 10 800 no row: both take InfluxDB's energy.
+        assert_eq!(e, vec![(0, 0.5), (3600, 0.6), (7200, 1.5), (10_800, 0.8)]);
+        assert_eq!(s, states.to_vec());
+        assert_eq!(n, BTreeSet::from([7200]));
     }
 }

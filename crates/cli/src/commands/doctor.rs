@@ -34,6 +34,8 @@ pub struct InfluxInfo {
     pub gaps: Vec<Gap>,
     pub gap_count: usize,
     pub gap_hours: f64,
+    /// Rows stamped after now and the latest of them: every read ignores them.
+    pub future_points: Option<(u64, i64)>,
     pub recent_queries: Vec<QueryLog>,
 }
 
@@ -117,13 +119,27 @@ async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {
     let range = async {
         c.check_source(&source.map, &fields).await?;
         let first = c.first_timestamp(&source.map, &fields).await?;
-        let last = c.last_timestamp(&source.map, &fields).await?;
-        Ok::<_, pwsync_influx::InfluxError>((first, last))
+        let now = chrono::Utc::now().timestamp();
+        let future = c.future_points(&source.map, &fields, now).await?;
+        // The data's end as every read sees it: points after now are ignored.
+        let last = c
+            .last_timestamp(&source.map, &fields)
+            .await?
+            .map(|t| t.min(now));
+        Ok::<_, pwsync_influx::InfluxError>((first, last, future))
     };
     match range.await {
-        Ok((first, last)) => {
+        Ok((first, last, future)) => {
             r.influxdb.first = first;
             r.influxdb.last = last;
+            r.influxdb.future_points = future;
+            if let Some((n, latest)) = future {
+                r.problems.push(format!(
+                    "InfluxDB holds {n} point(s) stamped after now, up to {}: pwsync ignores them; set the Powerwall-Dashboard host's clock right (NTP) and delete them with `DELETE FROM {} WHERE time > now()`",
+                    chrono::DateTime::from_timestamp(latest, 0).map(|d| d.to_rfc3339()).unwrap_or_default(),
+                    cfg.influxdb.measurement
+                ));
+            }
             if let (Some(f), Some(l)) = (first, last) {
                 // Gaps do not depend on the bucket: days keep the result small.
                 match c
