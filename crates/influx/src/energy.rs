@@ -5,7 +5,7 @@
 use crate::client::{Cell, InfluxClient, InfluxError};
 use crate::Ident;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use pwsync_energy::{integrate, Field, Gap, Integration, Sample};
+use pwsync_energy::{integrate, join_chunks, Field, Integration, Neighbours, Sample};
 use std::collections::BTreeMap;
 
 /// InfluxDB field name of each pwsync field.
@@ -203,9 +203,48 @@ impl InfluxClient {
         Ok(out)
     }
 
+    /// Per field, the last point before `start` and the first at or after `end`: the ends of
+    /// gaps that reach past the range (one request).
+    async fn neighbours(
+        &self,
+        map: &FieldMap,
+        fields: &[Field],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Neighbours>, InfluxError> {
+        let q: Vec<String> = fields
+            .iter()
+            .flat_map(|f| {
+                let (name, src) = (map.name(*f), self.source_path());
+                [
+                    format!("SELECT last({name}) FROM {src} WHERE time < {start}s"),
+                    format!("SELECT first({name}) FROM {src} WHERE time >= {end}s"),
+                ]
+            })
+            .collect();
+        let r = self.query_as::<Cell>(&q.join("; ")).await?;
+        let time = |i: usize| {
+            r.get(i)
+                .into_iter()
+                .flat_map(|s| &s.series)
+                .flat_map(|s| &s.values)
+                .find_map(|row| match row.first() {
+                    Some(Cell::Num(t)) => Some(*t as i64),
+                    _ => None,
+                })
+        };
+        Ok((0..fields.len())
+            .map(|i| Neighbours {
+                before: time(2 * i),
+                after: time(2 * i + 1),
+            })
+            .collect())
+    }
+
     /// Energy per `bucket` over `[start, end)` for each field, with the gap policy of
     /// `pwsync_energy::integrate`. Fetched in chunks; each chunk also reads `gap_limit` seconds
-    /// either side, so chunking does not change the result.
+    /// either side, and the points just outside the range are looked up, so neither energy nor
+    /// gaps depend on the chunking.
     pub async fn energy(
         &self,
         map: &FieldMap,
@@ -215,7 +254,25 @@ impl InfluxClient {
         bucket: i64,
         gap_limit: i64,
     ) -> Result<BTreeMap<Field, Integration>, InfluxError> {
-        let chunk = (CHUNK / bucket).max(1) * bucket;
+        self.energy_chunked(map, fields, start, end, bucket, gap_limit, CHUNK)
+            .await
+    }
+
+    /// [`InfluxClient::energy`] fetched in chunks of about `chunk` seconds (a multiple of
+    /// `bucket`): a test hook to show that results do not depend on it.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn energy_chunked(
+        &self,
+        map: &FieldMap,
+        fields: &[Field],
+        start: i64,
+        end: i64,
+        bucket: i64,
+        gap_limit: i64,
+        chunk: i64,
+    ) -> Result<BTreeMap<Field, Integration>, InfluxError> {
+        let chunk = (chunk / bucket).max(1) * bucket;
         let mut bounds = Vec::new();
         let mut c0 = start;
         while c0 < end {
@@ -223,6 +280,7 @@ impl InfluxClient {
             bounds.push((c0, c1));
             c0 = c1;
         }
+        let edges = self.neighbours(map, fields, start, end).await?;
         let parts: Vec<Vec<Integration>> = stream::iter(bounds)
             .map(|(c0, c1)| async move {
                 let s = self
@@ -239,37 +297,10 @@ impl InfluxClient {
             .await?;
         let mut out = BTreeMap::new();
         for (i, f) in fields.iter().enumerate() {
-            let merged = merge(parts.iter().map(|p| &p[i]), bucket);
-            out.insert(*f, merged);
+            let chunks = parts.iter().map(|p| p[i].clone());
+            let joined = join_chunks(chunks, start, end, bucket, gap_limit, edges[i]);
+            out.insert(*f, joined);
         }
         Ok(out)
     }
-}
-
-/// Concatenate integrations of adjacent ranges, joining gaps that meet at a seam.
-fn merge<'a>(parts: impl Iterator<Item = &'a Integration>, bucket: i64) -> Integration {
-    let mut out = Integration {
-        bucket,
-        ..Default::default()
-    };
-    for p in parts {
-        match out.buckets.last_mut() {
-            // A chunk boundary inside a bucket (unaligned start) splits it in two.
-            Some(last) if p.buckets.first().map(|b| b.start) == Some(last.start) => {
-                last.wh += p.buckets[0].wh;
-                last.covered += p.buckets[0].covered;
-                out.buckets.extend_from_slice(&p.buckets[1..]);
-            }
-            _ => out.buckets.extend_from_slice(&p.buckets),
-        }
-        for g in &p.gaps {
-            match out.gaps.last_mut() {
-                Some(last) if last.end == g.start => last.end = g.end,
-                _ => out.gaps.push(Gap { ..*g }),
-            }
-        }
-        out.first = out.first.or(p.first);
-        out.last = p.last.or(out.last);
-    }
-    out
 }

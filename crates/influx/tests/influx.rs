@@ -338,3 +338,59 @@ async fn points_after_now_are_never_read_nor_simulated() {
         "a future sample was read"
     );
 }
+
+/// Gaps across chunk edges (and the range's edges) are whole, whatever the chunk size: a
+/// minute series with gaps placed on 14-day, day and hour boundaries.
+#[tokio::test]
+async fn gaps_do_not_depend_on_the_chunk_size() {
+    let Some(srv) = server() else { return };
+    let c = client(&srv.url(), |_| {});
+    sim::create_schema(&c).await.unwrap();
+    const DAY: i64 = 86_400;
+    // ORIGIN + 1 day is a 14-day boundary of the epoch, where the default chunks meet.
+    assert_eq!((ORIGIN + DAY) % (14 * DAY), 0);
+    let missing = [
+        (DAY - 2 * HOUR, DAY + 3 * HOUR), // across the 14-day and a day boundary
+        (2 * DAY + 20 * HOUR, 4 * DAY + 2 * HOUR), // whole days without a point
+        (5 * DAY - 300, 5 * DAY + 600),   // across an hour, just over the limit
+        (11 * HOUR, 13 * HOUR),           // across the range's start
+        (6 * DAY - 3 * HOUR, 6 * DAY - 30 * 60), // across the range's end
+    ];
+    let is_missing = |rel: i64| missing.iter().any(|&(a, b)| rel >= a && rel < b);
+    let mut lines = String::new();
+    for rel in (0..7 * DAY).step_by(60) {
+        if !is_missing(rel) {
+            let w = 800.0 + (rel % 3600) as f64 / 10.0;
+            lines.push_str(&format!("http home={w} {}\n", ORIGIN + rel));
+        }
+    }
+    c.write_lines("autogen", lines).await.unwrap();
+
+    let (start, end) = (ORIGIN + 12 * HOUR, ORIGIN + 6 * DAY - 2 * HOUR);
+    // A gap runs from the last point before the missing minutes to the first after them.
+    let mut expected: Vec<(i64, i64)> = missing
+        .iter()
+        .map(|&(a, b)| ((ORIGIN + a - 60).max(start), (ORIGIN + b).min(end)))
+        .collect();
+    expected.sort_unstable();
+    let map = FieldMap::default();
+    let mut totals = Vec::new();
+    for chunk in [HOUR, 5 * HOUR, DAY, 3 * DAY, 14 * DAY] {
+        let got = c
+            .energy_chunked(&map, &[Field::Home], start, end, HOUR, 300, chunk)
+            .await
+            .unwrap();
+        let home = &got[&Field::Home];
+        let gaps: Vec<(i64, i64)> = home.gaps.iter().map(|g| (g.start, g.end)).collect();
+        assert_eq!(gaps, expected, "chunks of {chunk} s");
+        totals.push(home.total_wh());
+    }
+    let default = c
+        .energy(&map, &[Field::Home], start, end, HOUR, 300)
+        .await
+        .unwrap();
+    assert_eq!(default[&Field::Home].gaps.len(), expected.len());
+    for t in &totals {
+        assert!((t - totals[0]).abs() < 1e-6, "{totals:?}");
+    }
+}

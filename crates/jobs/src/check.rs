@@ -15,7 +15,7 @@ use pwsync_energy::local::group_by_local_day;
 use pwsync_energy::splice::{
     apply_plan, apply_short_term, splice, splice_short_term, SpliceInput, SplicePlan,
 };
-use pwsync_energy::stats::hourly_changes;
+use pwsync_energy::stats::hourly_changes_from_zero;
 use pwsync_energy::{floor_hour, Bucket, Field, Integration, Shift, StatRow, FIVE_MIN, HOUR};
 use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use serde::Serialize;
@@ -325,9 +325,10 @@ fn measured_hours(integ: &Integration) -> BTreeMap<i64, Measured> {
         .collect()
 }
 
-/// HA's and InfluxDB's energy per local day over `[start, end)`.
+/// HA's and InfluxDB's energy per local day over `[start, end)`. A statistic's first row counts
+/// with its `sum`, as HA's own `change` and Energy dashboard count it.
 fn daily(s: &Surveyed, start: i64, end: i64, tz: Tz) -> Vec<DayEnergy> {
-    let ha: Vec<Bucket> = hourly_changes(&s.hourly)
+    let ha: Vec<Bucket> = hourly_changes_from_zero(&s.hourly)
         .into_iter()
         .filter(|c| c.start >= start && c.start < end && c.kwh.is_finite())
         .map(|c| Bucket {
@@ -472,6 +473,7 @@ fn plan_statistic(s: &Surveyed, limit_kwh: f64, short_writable: bool) -> (StatWr
         existing: &s.hourly,
         energy: &decided.energy,
         states: &states,
+        incomplete: &[],
         overwrite: true,
     });
     let mut shifts = sp.shifts.clone();
@@ -848,5 +850,42 @@ mod tests {
                 prev = (r.state.unwrap(), r.sum.unwrap());
             }
         }
+    }
+
+    fn surveyed_rows(hourly: Vec<StatRow>) -> Surveyed {
+        Surveyed {
+            id: "sensor.x".into(),
+            field: None,
+            meta: StatMeta::energy_kwh("sensor.x", "x"),
+            hourly,
+            short_term: Vec::new(),
+            measured: BTreeMap::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn row(start: i64, sum: f64) -> StatRow {
+        StatRow {
+            start,
+            state: Some(sum),
+            sum: Some(sum),
+        }
+    }
+
+    #[test]
+    fn the_first_days_energy_counts_the_statistics_first_row_by_its_sum() {
+        let day = 1_735_689_600; // 2025-01-01T00:00Z
+        let s = surveyed_rows(vec![row(day, 0.4), row(day + HOUR, 1.0)]);
+        let d = daily(&s, day, day + 86_400, Tz::UTC);
+        assert_eq!(d.len(), 1);
+        assert!((d[0].ha_kwh - 1.0).abs() < 1e-12, "{}", d[0].ha_kwh);
+        // With a row before the range, that row only anchors the first change.
+        let s = surveyed_rows(vec![
+            row(day - HOUR, 5.0),
+            row(day, 5.4),
+            row(day + HOUR, 6.0),
+        ]);
+        let d = daily(&s, day, day + 86_400, Tz::UTC);
+        assert!((d[0].ha_kwh - 1.0).abs() < 1e-12, "{}", d[0].ha_kwh);
     }
 }

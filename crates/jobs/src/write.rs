@@ -2,8 +2,8 @@
 //! and add the 5-minute rows where the store writes them.
 
 use crate::JobError;
-use pwsync_energy::splice::{splice, splice_short_term, SpliceInput};
-use pwsync_energy::StatRow;
+use pwsync_energy::splice::{splice, splice_short_term, Hole, SpliceInput};
+use pwsync_energy::{StatRow, HOUR};
 use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table};
 use std::collections::BTreeSet;
 
@@ -41,11 +41,20 @@ pub struct Spliced {
     /// Those hours' starts (their energy is kept; a new `state` may still be written).
     pub excepted_hours: BTreeSet<i64>,
     pub unchanged: usize,
+    /// Holes between rows that the write reached: filled with the row after them, or kept.
+    pub holes: Vec<Hole>,
 }
 
+/// How far past the range to look for the row after a hole that reaches the range's end: that
+/// row carries the hole's energy, so without it a fill would count the hole twice.
+const ROW_AFTER_LOOKAHEAD: i64 = 31 * 86_400;
+
 /// Plan writing `energy` (`(hour start, kWh)`, ascending, all in `[start, end)`) into `meta`'s
-/// chain: `states[i]` is the meter at the end of hour `i` (empty: `state` = `sum`). Hours that
-/// already hold a row are replaced as `overwrite` says, and kept otherwise.
+/// chain: `states[i]` is the meter at the end of hour `i` (empty: `state` = `sum`), and
+/// `incomplete` the hours of `energy` the source covers only in part. Hours that already hold a
+/// row are replaced as `overwrite` says, and kept otherwise; a hole is filled together with the
+/// row after it, which carries the hole's energy (see `pwsync_energy::splice::Hole`).
+#[allow(clippy::too_many_arguments)]
 pub async fn splice_into(
     store: &dyn StatisticsStore,
     meta: StatMeta,
@@ -53,6 +62,7 @@ pub async fn splice_into(
     end: i64,
     energy: &[(i64, f64)],
     states: &[f64],
+    incomplete: &[i64],
     overwrite: Overwrite<'_>,
 ) -> Result<Spliced, JobError> {
     let id = meta.statistic_id.clone();
@@ -62,15 +72,17 @@ pub async fn splice_into(
         .into_iter()
         .collect();
     existing.extend(store.read(&id, Table::Hourly, start, end).await?);
+    let chain = with_row_after(store, &id, &existing, end).await?;
     let (energy, states, excepted_hours) = match overwrite {
         Overwrite::Except(keep) => keeping_energy(&existing, keep, energy, states),
         _ => (energy.to_vec(), states.to_vec(), BTreeSet::new()),
     };
     let kept_excepted = excepted_hours.len();
     let sp = splice(&SpliceInput {
-        existing: &existing,
+        existing: &chain,
         energy: &energy,
         states: &states,
+        incomplete,
         overwrite: !matches!(overwrite, Overwrite::No),
     });
     let short_term = if store.writes_short_term() && !sp.rows.is_empty() {
@@ -84,6 +96,7 @@ pub async fn splice_into(
         kept_excepted,
         excepted_hours,
         unchanged: sp.unchanged,
+        holes: sp.holes,
         write: StatWrite {
             meta,
             shifts: sp.shifts,
@@ -92,6 +105,25 @@ pub async fn splice_into(
         },
         existing,
     })
+}
+
+/// `existing` plus, when its last row ends before `end` (a hole may reach the range's end), the
+/// first row after `end` within [`ROW_AFTER_LOOKAHEAD`].
+async fn with_row_after(
+    store: &dyn StatisticsStore,
+    id: &str,
+    existing: &[StatRow],
+    end: i64,
+) -> Result<Vec<StatRow>, JobError> {
+    let mut chain = existing.to_vec();
+    let last = existing.iter().rev().find(|r| r.sum.is_some());
+    if last.is_some_and(|r| r.start + HOUR < end) {
+        let after = store
+            .read(id, Table::Hourly, end, end + ROW_AFTER_LOOKAHEAD)
+            .await?;
+        chain.extend(after.into_iter().find(|r| r.sum.is_some()));
+    }
+    Ok(chain)
 }
 
 /// `energy` with each hour of `keep` that holds a row (with a `sum`) in `existing` set to the

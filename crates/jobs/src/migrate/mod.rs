@@ -235,7 +235,17 @@ async fn plan_source(
         .filter(|(t, _)| *t >= start && *t < end)
         .collect();
     let meta = StatMeta::energy_kwh(&m.target, &meter_name(m.field));
-    let sp = splice_into(store, meta, start, end, &energy, &[], opts.overwrite.into()).await?;
+    let sp = splice_into(
+        store,
+        meta,
+        start,
+        end,
+        &energy,
+        &[],
+        &[],
+        opts.overwrite.into(),
+    )
+    .await?;
     let report = SourceReport {
         source: m.source.clone(),
         unit: m.unit.clone(),
