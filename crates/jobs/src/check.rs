@@ -16,7 +16,7 @@ use pwsync_energy::splice::{
     apply_plan, apply_short_term, splice, splice_short_term, SpliceInput, SplicePlan,
 };
 use pwsync_energy::stats::hourly_changes_from_zero;
-use pwsync_energy::{floor_hour, Bucket, Field, Integration, Shift, StatRow, FIVE_MIN, HOUR};
+use pwsync_energy::{floor_hour, Bucket, Field, Integration, Shift, StatRow, HOUR};
 use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use serde::Serialize;
 use std::collections::BTreeMap;
