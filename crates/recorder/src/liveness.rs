@@ -2,6 +2,7 @@
 //! caches statistics metadata ids and continues every 5-minute compile from the latest
 //! short-term row it remembers.
 
+use crate::{Engine, Pool, RecorderDb, RecorderError, Result};
 use std::path::{Path, PathBuf};
 
 /// What pwsync can tell about the HA that owns the database.
@@ -125,6 +126,93 @@ fn is_own_fork(pid: u32, me: u32) -> bool {
     ) {
         (Ok(child), Ok(mine)) => child == mine,
         _ => false,
+    }
+}
+
+impl RecorderDb {
+    /// Whether HA is using the database, checked now.
+    pub async fn ha_status(&self) -> Result<HaStatus> {
+        // Who else uses the database: processes holding the SQLite file, or other sessions.
+        let others: Vec<String> = match (&self.pool, &self.sqlite_path) {
+            (Pool::Sqlite(_), Some(path)) => sqlite_holders(path)
+                .iter()
+                .map(|h| format!("{h} has {} open", path.display()))
+                .collect(),
+            (Pool::MySql(p), _) => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT CONCAT('session ', ID, ' of ', USER, '@', HOST) \
+                     FROM information_schema.PROCESSLIST \
+                     WHERE DB = DATABASE() AND ID <> CONNECTION_ID()",
+                )
+                .fetch_all(p)
+                .await?
+            }
+            (Pool::Postgres(p), _) => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT 'session ' || pid || ' of ' || usename::text || '@' \
+                     || COALESCE(host(client_addr), 'local socket') \
+                     || COALESCE(' (' || NULLIF(application_name, '') || ')', '') \
+                     FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .fetch_all(p)
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        let sql = format!(
+            "SELECT {}, {} FROM recorder_runs ORDER BY run_id DESC LIMIT 1",
+            self.text_cast("start"),
+            self.text_cast(&self.quote("end")),
+        );
+        let last_run: Option<(Option<String>, Option<String>)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(&sql).fetch_optional(p).await?
+        });
+        let open_run_start = match last_run {
+            Some((start, None)) => Some(start.unwrap_or_default()),
+            _ => None,
+        };
+        let status = match (open_run_start, others.is_empty()) {
+            // SQLite: any other process with the file open is a live writer.
+            (_, false) if self.engine == Engine::Sqlite => HaStatus::Running {
+                detail: others.join("; "),
+            },
+            (Some(start), false) => HaStatus::Running {
+                detail: format!(
+                    "recorder run started {start} is open; {}",
+                    others.join("; ")
+                ),
+            },
+            (Some(run_start), true) => HaStatus::UncleanShutdown { run_start },
+            (None, _) => {
+                if !others.is_empty() {
+                    tracing::warn!(
+                        sessions = %others.join("; "),
+                        "other sessions use the recorder database, but HA's last run has ended"
+                    );
+                }
+                HaStatus::Stopped
+            }
+        };
+        Ok(status)
+    }
+
+    /// Refuse a write unless HA is stopped (or crashed and that is allowed).
+    pub(crate) async fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(RecorderError::Refused(format!(
+                "{} is open read-only: open it without read_only to write",
+                self.display_url
+            )));
+        }
+        if let Some(why) = self
+            .ha_status()
+            .await?
+            .refusal(self.options.allow_unclean_shutdown)
+        {
+            return Err(RecorderError::Refused(why));
+        }
+        Ok(())
     }
 }
 
