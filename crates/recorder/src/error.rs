@@ -30,6 +30,13 @@ pub enum RecorderError {
         #[source]
         source: std::io::Error,
     },
+    /// A write failed after its backup was made and was rolled back; `note` says what became
+    /// of the backup.
+    #[error("{error}; nothing was written, and {note}")]
+    RolledBack {
+        error: Box<RecorderError>,
+        note: String,
+    },
 }
 
 impl From<RecorderError> for StoreError {

@@ -66,8 +66,11 @@ pub struct RecorderDb {
     /// The canonical path of an SQLite database.
     sqlite_path: Option<PathBuf>,
     options: RecorderOptions,
-    /// The URL without its password, for messages.
+    /// The URL as messages show it ([`pwsync_redact::url`]).
     display_url: String,
+    /// The server session of the connection `open` made outside the pool: not someone else,
+    /// though the server may still list it for a moment after it closed.
+    probe_session: Option<i64>,
     backup: std::sync::Mutex<Option<PathBuf>>,
     /// Serialises `apply` (one backup, one transaction at a time).
     apply_lock: tokio::sync::Mutex<()>,

@@ -10,6 +10,23 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Connect once outside the pool and return the connection's session id. A pool retries a
+/// refused connection until its 30 s acquire timeout and then says only "pool timed out"; a
+/// single connection fails at once with the cause ("connection refused").
+macro_rules! probe {
+    ($opts:expr, $id_sql:expr) => {
+        async {
+            use sqlx::{ConnectOptions, Connection};
+            let mut conn = $opts.connect().await?;
+            let id = sqlx::query_scalar::<_, i64>($id_sql)
+                .fetch_one(&mut conn)
+                .await;
+            conn.close().await?;
+            id
+        }
+    };
+}
+
 impl RecorderDb {
     /// Open `url` (`sqlite://<path>` also in HA's `sqlite:////abs/path` form, `mysql://…`,
     /// `mariadb://…`, `postgres://…`, `postgresql://…`) with default options.
@@ -18,13 +35,13 @@ impl RecorderDb {
     }
 
     pub async fn open_with(url: &str, options: RecorderOptions) -> Result<Self> {
-        let display_url = redact(url);
+        let display_url = pwsync_redact::url(url);
         let connect = |source| RecorderError::Connect {
             url: display_url.clone(),
             source,
         };
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
-        let (pool, engine, sqlite_path) = match scheme {
+        let (pool, engine, sqlite_path, probe_session) = match scheme {
             "sqlite" => {
                 let path = sqlite_file(url)?;
                 let opts = SqliteConnectOptions::new()
@@ -37,29 +54,35 @@ impl RecorderDb {
                     .connect_with(opts)
                     .await
                     .map_err(connect)?;
-                (Pool::Sqlite(pool), Engine::Sqlite, Some(path))
+                (Pool::Sqlite(pool), Engine::Sqlite, Some(path), None)
             }
             "mysql" | "mariadb" => {
                 let u = url.replacen("mariadb:", "mysql:", 1);
                 let opts = MySqlConnectOptions::from_str(&u).map_err(connect)?;
+                let probe = probe!(opts, "SELECT CAST(CONNECTION_ID() AS SIGNED)")
+                    .await
+                    .map_err(connect)?;
                 // One connection: the liveness check counts every other session as someone else.
                 let pool = MySqlPoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
                     .await
                     .map_err(connect)?;
-                (Pool::MySql(pool), Engine::MySql, None)
+                (Pool::MySql(pool), Engine::MySql, None, Some(probe))
             }
             "postgres" | "postgresql" => {
                 let opts = PgConnectOptions::from_str(url)
                     .map_err(connect)?
                     .application_name("pwsync");
+                let probe = probe!(opts, "SELECT CAST(pg_backend_pid() AS BIGINT)")
+                    .await
+                    .map_err(connect)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
                     .await
                     .map_err(connect)?;
-                (Pool::Postgres(pool), Engine::Postgres, None)
+                (Pool::Postgres(pool), Engine::Postgres, None, Some(probe))
             }
             _ => {
                 return Err(RecorderError::Url(format!(
@@ -76,6 +99,7 @@ impl RecorderDb {
             sqlite_path,
             options,
             display_url,
+            probe_session,
             backup: std::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
         };
@@ -123,6 +147,12 @@ impl RecorderDb {
             match sqlx::query(sql).fetch_optional(p).await {
                 Ok(row) => row.map(|r| int(&r, 0)).transpose()?,
                 Err(e) => {
+                    if let Some(why) = self.sqlite_path.as_deref().and_then(read_only_reason) {
+                        return Err(RecorderError::Refused(format!(
+                            "cannot read {}: {why}",
+                            self.display_url
+                        )));
+                    }
                     return Err(RecorderError::Refused(format!(
                         "{} is not a Home Assistant recorder database (reading schema_changes: \
                          {e}): point pwsync at HA's recorder db_url",
@@ -202,33 +232,38 @@ fn sqlite_file(url: &str) -> Result<PathBuf> {
     })
 }
 
-/// The URL with its password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+/// What of an SQLite database and its directory this user cannot write, and what to do; `None`
+/// when both are writable. SQLite creates `-wal` and `-shm` files beside a WAL database (HA's
+/// mode), even to read it, and pwsync its backup.
+pub(crate) fn read_only_reason(db: &Path) -> Option<String> {
+    let writable = |p: &Path| rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
+    let dir = db.parent().unwrap_or(Path::new("."));
+    let fix = "run pwsync as the user Home Assistant runs as, or make it writable for this user";
+    if !writable(dir) {
+        Some(format!(
+            "the directory {} is read-only for this user{} and SQLite must create {}-wal and \
+             -shm beside a WAL database (and pwsync its backup): {fix}",
+            dir.display(),
+            if writable(db) {
+                ""
+            } else {
+                " (so is the database file)"
+            },
+            db.display()
+        ))
+    } else if !writable(db) {
+        Some(format!(
+            "the database file {} is read-only for this user: {fix}",
+            db.display()
+        ))
+    } else {
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("mysql://ha:s3cret@db:3306/homeassistant"),
-            "mysql://ha:***@db:3306/homeassistant"
-        );
-        assert_eq!(redact("sqlite:///config/x.db"), "sqlite:///config/x.db");
-        assert_eq!(redact("postgres://ha@db/ha"), "postgres://ha@db/ha");
-    }
 
     #[test]
     fn sqlite_urls_in_every_form_name_the_file() {

@@ -22,7 +22,18 @@ impl RecorderDb {
         validate(&writes)?;
         let _guard = self.apply_lock.lock().await;
         self.check_writable().await?;
-        self.backup_once().await?;
+        let made_backup = self.backup_once().await?;
+        match self.write_in_one_transaction(plan, &writes).await {
+            Err(e) if made_backup => Err(self.discard_backup(e)),
+            r => r,
+        }
+    }
+
+    async fn write_in_one_transaction(
+        &self,
+        plan: &WritePlan,
+        writes: &[&StatWrite],
+    ) -> Result<()> {
         let started = std::time::Instant::now();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -36,7 +47,7 @@ impl RecorderDb {
             } else {
                 p.begin().await?
             };
-            for w in &writes {
+            for w in writes {
                 // The statistic: its id and the unit its rows are stored in.
                 let existing = sqlx::query(&stmts.lookup)
                     .bind(&w.meta.statistic_id)
