@@ -12,8 +12,47 @@ pub const PROBLEMS_FOUND: u8 = 3;
 /// `migrate`: phase 1 migrated and is kept; phase 2 (the InfluxDB backfill) failed.
 pub const MIGRATED_BACKFILL_FAILED: u8 = 4;
 
-/// Print an error as one line (the cause chain joined by ": ") and return the error code.
+/// Print an error as one line ([`one_line`]) and return the error code.
 pub fn report(e: anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", one_line(&e));
     ExitCode::from(ERROR)
+}
+
+/// An error and its causes joined by ": ", each cause once (a message that already quotes its
+/// source, as sqlx's and pwsync's own connection errors do, does not repeat it), with every URL
+/// in it shown as [`pwsync_redact::text`] shows it.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    pwsync_redact::text(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the database: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = anyhow::Error::new(Quoting { source: io }).context("backfill");
+        assert_eq!(
+            one_line(&e),
+            "backfill: cannot open the database: connection refused"
+        );
+    }
 }

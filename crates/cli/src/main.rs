@@ -45,6 +45,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -53,9 +55,19 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PWSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    // Libraries log what they send and receive at debug and trace: the websocket library the
+    // auth frame with HA's token (as hex), HTTP clients headers with basic auth, MQTT the
+    // CONNECT packet with its password, sqlx connection details. Only pwsync's own crates
+    // log below warn, whatever PWSYNC_LOG or -v ask for.
+    let libraries_quiet = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("pwsync", LevelFilter::TRACE);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(filter.and(libraries_quiet)),
+        )
         .init();
 }

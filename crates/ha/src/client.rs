@@ -56,7 +56,7 @@ impl ClientOptions {
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOptions")
-            .field("url", &self.url)
+            .field("url", &pwsync_redact::url(&self.url))
             .field("token", &"<redacted>")
             .field("request_timeout", &self.request_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -67,7 +67,7 @@ impl std::fmt::Debug for ClientOptions {
 /// The websocket URL for a base or websocket URL.
 pub fn websocket_url(url: &str) -> Result<String, HaError> {
     let bad = |reason: String| HaError::Unreachable {
-        url: url.to_string(),
+        url: pwsync_redact::url(url),
         reason,
     };
     let mut u = url::Url::parse(url.trim()).map_err(|e| bad(format!("not a URL ({e})")))?;
@@ -101,6 +101,7 @@ struct Conn {
 
 struct Inner {
     opts: ClientOptions,
+    /// The websocket URL, or why the configured URL cannot be one.
     ws_url: Result<String, String>,
     conn: Mutex<Option<Conn>>,
 }
@@ -123,7 +124,11 @@ impl std::fmt::Debug for HaClient {
 impl HaClient {
     /// A client; nothing is connected until the first request (or [`HaClient::connect`]).
     pub fn new(opts: ClientOptions) -> Self {
-        let ws_url = websocket_url(&opts.url).map_err(|e| e.to_string());
+        // Only the reason: `open` names the URL when it reports it, once.
+        let ws_url = websocket_url(&opts.url).map_err(|e| match e {
+            HaError::Unreachable { reason, .. } => reason,
+            other => other.to_string(),
+        });
         HaClient {
             inner: Arc::new(Inner {
                 opts,
@@ -155,7 +160,7 @@ impl HaClient {
             if !c.tx.is_closed() {
                 return Ok((c.tx.clone(), c.ha_version.clone()));
             }
-            tracing::info!(url = %self.inner.opts.url, "websocket to HA was lost; reconnecting");
+            tracing::info!(url = %pwsync_redact::url(&self.inner.opts.url), "websocket to HA was lost; reconnecting");
         }
         let (socket, ha_version) = self.open().await?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -174,11 +179,11 @@ impl HaClient {
             .ws_url
             .clone()
             .map_err(|reason| HaError::Unreachable {
-                url: opts.url.clone(),
+                url: pwsync_redact::url(&opts.url),
                 reason,
             })?;
         let unreachable = |reason: String| HaError::Unreachable {
-            url: opts.url.clone(),
+            url: pwsync_redact::url(&opts.url),
             reason,
         };
         let handshake = async {
@@ -222,7 +227,7 @@ impl HaClient {
         };
         match tokio::time::timeout(opts.connect_timeout, handshake).await {
             Ok(Ok((socket, version))) => {
-                tracing::debug!(url = %opts.url, %version, "connected to Home Assistant");
+                tracing::debug!(url = %pwsync_redact::url(&opts.url), %version, "connected to Home Assistant");
                 Ok((socket, version))
             }
             Ok(Err(e)) => Err(e),
@@ -662,6 +667,16 @@ mod tests {
         );
         assert!(websocket_url("ftp://h").is_err());
         assert!(websocket_url("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_reported_once_and_without_its_password() {
+        for url in ["ftp://u:hunter2@h", "u:hunter2@h:8123"] {
+            let client = HaClient::new(ClientOptions::new(url, "token"));
+            let e = client.connect().await.unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert_eq!(e.matches("cannot reach").count(), 1, "{e}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Default for InfluxConfig {
 impl std::fmt::Debug for InfluxConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InfluxConfig")
-            .field("url", &self.url)
+            .field("url", &pwsync_redact::url(&self.url))
             .field("database", &self.database)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -168,12 +168,12 @@ impl InfluxClient {
     fn map_send(&self, e: reqwest::Error) -> InfluxError {
         if e.is_timeout() {
             InfluxError::Timeout {
-                url: self.cfg.url.clone(),
+                url: pwsync_redact::url(&self.cfg.url),
                 secs: self.cfg.timeout.as_secs(),
             }
         } else if e.is_connect() || e.is_request() {
             InfluxError::Unreachable {
-                url: self.cfg.url.clone(),
+                url: pwsync_redact::url(&self.cfg.url),
             }
         } else {
             InfluxError::Decode(e.without_url().to_string())

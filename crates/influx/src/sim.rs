@@ -13,6 +13,7 @@
 //! Island period: day 150 from 17:00 UTC for 3 hours (`grid_status` 0, no grid flow, the
 //! battery carries the house; load is shed if the battery runs empty).
 
+use crate::client::Cell;
 use crate::{InfluxClient, InfluxError};
 use chrono::{DateTime, Datelike, TimeZone};
 use chrono_tz::Tz;
@@ -263,6 +264,42 @@ pub async fn create_schema(client: &InfluxClient) -> Result<(), InfluxError> {
 fn tags(tz: Tz, t: i64) -> String {
     let d = tz.timestamp_opt(t, 0).unwrap();
     format!("month={},year={}", MONTHS[d.month0() as usize], d.year())
+}
+
+/// Points the simulator's series (`autogen.http`, `pod.http`, `grid.http`) already hold in
+/// `[start, end)`: what a write there would overwrite. A database or retention policy that does
+/// not exist holds none.
+pub async fn existing_points(
+    client: &InfluxClient,
+    start: i64,
+    end: i64,
+) -> Result<u64, InfluxError> {
+    let db = &client.db;
+    let mut points = 0;
+    for rp in ["autogen", "pod", "grid"] {
+        let q = format!(
+            "SELECT count(*) FROM {db}.\"{rp}\".\"http\" WHERE time >= {start}s AND time < {end}s"
+        );
+        let r = match client.query_as::<Cell>(&q).await {
+            Ok(r) => r,
+            Err(InfluxError::DatabaseNotFound(_)) => return Ok(0),
+            Err(InfluxError::RetentionPolicyNotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        // One row: the time, then a count per field; a point is counted by its fullest field.
+        points += r
+            .iter()
+            .flat_map(|s| &s.series)
+            .flat_map(|s| &s.values)
+            .flat_map(|row| row.iter().skip(1))
+            .filter_map(|c| match c {
+                Cell::Num(n) => Some(*n as u64),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+    }
+    Ok(points)
 }
 
 /// Write the simulation's minutes in `[start, end)` but never after now (a Powerwall-Dashboard

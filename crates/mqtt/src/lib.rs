@@ -48,7 +48,7 @@ pub struct MqttSettings {
 impl std::fmt::Debug for MqttSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttSettings")
-            .field("url", &self.url)
+            .field("url", &shown(&self.url))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("client_id", &self.client_id)
@@ -77,19 +77,9 @@ pub struct Mqtt {
     broker: String,
 }
 
-/// `url` with a password in it replaced by `***`, for messages.
+/// `url` as messages show it.
 fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => url.to_string(),
-        Err(_) => match url.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => url.to_string(),
-        },
-    }
+    pwsync_redact::url(url)
 }
 
 /// `host:port` of a broker URL (1883 for mqtt://, 8883 for mqtts://).

@@ -2,6 +2,8 @@
 //! caches statistics metadata ids and continues every 5-minute compile from the latest
 //! short-term row it remembers.
 
+use crate::open::read_only_reason;
+use crate::{Engine, Pool, RecorderDb, RecorderError, Result};
 use std::path::{Path, PathBuf};
 
 /// What pwsync can tell about the HA that owns the database.
@@ -14,6 +16,8 @@ pub enum HaStatus {
     /// The last recorder run has no end, yet nothing is seen using the database: HA crashed,
     /// was killed, or runs where pwsync cannot see it (another host, another DB user).
     UncleanShutdown { run_start: String },
+    /// Another pwsync, and nothing else, has the SQLite file open. `detail` says which.
+    OtherPwsync { detail: String },
 }
 
 impl HaStatus {
@@ -24,6 +28,10 @@ impl HaStatus {
             HaStatus::Running { detail } => Some(format!(
                 "Home Assistant is running ({detail}): stop it before an offline write, \
                  or use the websocket target"
+            )),
+            HaStatus::OtherPwsync { detail } => Some(format!(
+                "another pwsync is using the recorder database ({detail}): wait for it to \
+                 finish, then run this again"
             )),
             HaStatus::UncleanShutdown { .. } if allow_unclean_shutdown => None,
             HaStatus::UncleanShutdown { run_start } => Some(format!(
@@ -41,6 +49,24 @@ impl HaStatus {
 pub struct Holder {
     pub pid: u32,
     pub cmdline: String,
+}
+
+impl Holder {
+    /// Whether the holder is a pwsync: its program is named `pwsync`, or is this program.
+    pub fn is_pwsync(&self) -> bool {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok();
+        let named_pwsync = |p: &Path| p.file_name().is_some_and(|n| n == "pwsync");
+        match exe {
+            Some(exe) => {
+                named_pwsync(&exe) || std::fs::read_link("/proc/self/exe").is_ok_and(|me| me == exe)
+            }
+            None => self
+                .cmdline
+                .split(' ')
+                .next()
+                .is_some_and(|prog| named_pwsync(Path::new(prog))),
+        }
+    }
 }
 
 impl std::fmt::Display for Holder {
@@ -125,6 +151,111 @@ fn is_own_fork(pid: u32, me: u32) -> bool {
     ) {
         (Ok(child), Ok(mine)) => child == mine,
         _ => false,
+    }
+}
+
+impl RecorderDb {
+    /// Whether HA is using the database, checked now.
+    pub async fn ha_status(&self) -> Result<HaStatus> {
+        // Who else uses the database: processes holding the SQLite file, or other sessions.
+        let mut all_pwsync = false;
+        let probe = self.probe_session.unwrap_or(-1);
+        let others: Vec<String> = match (&self.pool, &self.sqlite_path) {
+            (Pool::Sqlite(_), Some(path)) => {
+                let holders = sqlite_holders(path);
+                all_pwsync = !holders.is_empty() && holders.iter().all(Holder::is_pwsync);
+                holders
+                    .iter()
+                    .map(|h| format!("{h} has {} open", path.display()))
+                    .collect()
+            }
+            (Pool::MySql(p), _) => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT CONCAT('session ', ID, ' of ', USER, '@', HOST) \
+                     FROM information_schema.PROCESSLIST \
+                     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND ID <> ?",
+                )
+                .bind(probe)
+                .fetch_all(p)
+                .await?
+            }
+            (Pool::Postgres(p), _) => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT 'session ' || pid || ' of ' || usename::text || '@' \
+                     || COALESCE(host(client_addr), 'local socket') \
+                     || COALESCE(' (' || NULLIF(application_name, '') || ')', '') \
+                     FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     AND pid <> $1",
+                )
+                .bind(probe as i32)
+                .fetch_all(p)
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        let sql = format!(
+            "SELECT {}, {} FROM recorder_runs ORDER BY run_id DESC LIMIT 1",
+            self.text_cast("start"),
+            self.text_cast(&self.quote("end")),
+        );
+        let last_run: Option<(Option<String>, Option<String>)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(&sql).fetch_optional(p).await?
+        });
+        let open_run_start = match last_run {
+            Some((start, None)) => Some(start.unwrap_or_default()),
+            _ => None,
+        };
+        let status = match (open_run_start, others.is_empty()) {
+            // SQLite: any other process with the file open is a live writer.
+            (_, false) if self.engine == Engine::Sqlite && all_pwsync => HaStatus::OtherPwsync {
+                detail: others.join("; "),
+            },
+            (_, false) if self.engine == Engine::Sqlite => HaStatus::Running {
+                detail: others.join("; "),
+            },
+            (Some(start), false) => HaStatus::Running {
+                detail: format!(
+                    "recorder run started {start} is open; {}",
+                    others.join("; ")
+                ),
+            },
+            (Some(run_start), true) => HaStatus::UncleanShutdown { run_start },
+            (None, _) => {
+                if !others.is_empty() {
+                    tracing::warn!(
+                        sessions = %others.join("; "),
+                        "other sessions use the recorder database, but HA's last run has ended"
+                    );
+                }
+                HaStatus::Stopped
+            }
+        };
+        Ok(status)
+    }
+
+    /// Refuse a write unless HA is stopped (or crashed and that is allowed).
+    pub(crate) async fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(RecorderError::Refused(format!(
+                "{} is open read-only: open it without read_only to write",
+                self.display_url
+            )));
+        }
+        if let Some(why) = self.sqlite_path.as_deref().and_then(read_only_reason) {
+            return Err(RecorderError::Refused(format!(
+                "cannot write to {}: {why}; nothing was written",
+                self.display_url
+            )));
+        }
+        if let Some(why) = self
+            .ha_status()
+            .await?
+            .refusal(self.options.allow_unclean_shutdown)
+        {
+            return Err(RecorderError::Refused(why));
+        }
+        Ok(())
     }
 }
 

@@ -99,11 +99,12 @@ pub async fn run(args: DoctorArgs, cfg: &Config) -> Result<ExitCode> {
 
 async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {
     let tz = cfg.tz().unwrap_or(chrono_tz::UTC);
-    r.influxdb.url = redact(&cfg.influxdb.url);
+    r.influxdb.url = pwsync_redact::url(&cfg.influxdb.url);
     let source = match crate::source::from_config(cfg) {
         Ok(s) => s,
         Err(e) => {
-            r.problems.push(format!("InfluxDB: {e:#}"));
+            r.problems
+                .push(format!("InfluxDB: {}", crate::exit::one_line(&e)));
             return tz;
         }
     };
@@ -178,11 +179,12 @@ async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {
 }
 
 async fn homeassistant(cfg: &Config, r: &mut Report) {
-    r.homeassistant.url = cfg.homeassistant.url.as_deref().map(redact);
+    r.homeassistant.url = cfg.homeassistant.url.as_deref().map(pwsync_redact::url);
     let client = match ha_client(cfg) {
         Ok(c) => c,
         Err(e) => {
-            r.problems.push(format!("Home Assistant: {e:#}"));
+            r.problems
+                .push(format!("Home Assistant: {}", crate::exit::one_line(&e)));
             return;
         }
     };
@@ -326,21 +328,6 @@ fn next_action(r: &Report) -> String {
         .into()
 }
 
-/// A URL with any password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
 fn print(r: &Report, tz: chrono_tz::Tz) {
     let i = &r.influxdb;
     println!(
@@ -423,19 +410,5 @@ fn list(v: &[String]) -> String {
         "none".into()
     } else {
         v.join(", ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("postgresql://ha:hunter2@db:5432/ha"),
-            "postgresql://ha:***@db:5432/ha"
-        );
-        assert_eq!(redact("http://127.0.0.1:8086"), "http://127.0.0.1:8086");
     }
 }

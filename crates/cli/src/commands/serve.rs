@@ -94,7 +94,10 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
             return published.map(|()| ExitCode::SUCCESS);
         }
         match published {
-            Err(e) => tracing::warn!("poll failed, sensors unavailable: {e:#}"),
+            Err(e) => tracing::warn!(
+                "poll failed, sensors unavailable: {}",
+                crate::exit::one_line(&e)
+            ),
             Ok(()) if now() - last_guard >= GUARD_EVERY => {
                 ha.guard_seam(cfg, &state).await;
                 last_guard = now();

@@ -18,6 +18,9 @@ pub struct SimulateArgs {
     /// Seed: the same seed writes the same data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Write although the range already holds points (they are overwritten).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(args: SimulateArgs, cfg: &Config) -> Result<()> {
@@ -25,10 +28,41 @@ pub async fn run(args: SimulateArgs, cfg: &Config) -> Result<()> {
     anyhow::ensure!(args.days > 0, "--days must be at least 1");
     let origin = local_day_range(parse_date(&args.start)?, tz).0;
     let source = crate::source::from_config(cfg)?;
+    if !args.force {
+        refuse_to_overwrite(&source, cfg, &args, origin, tz).await?;
+    }
     let n = load(&source, args.seed, origin, args.days, tz).await?;
     println!(
         "wrote {n} one-minute rows ({} days from {}) into {} database '{}'",
-        args.days, args.start, cfg.influxdb.url, cfg.influxdb.database
+        args.days,
+        args.start,
+        pwsync_redact::url(&cfg.influxdb.url),
+        cfg.influxdb.database
+    );
+    Ok(())
+}
+
+/// The defaults (localhost:8086, database `powerwall`) are a real Powerwall-Dashboard
+/// install's: never replace its history without `--force`.
+async fn refuse_to_overwrite(
+    source: &Source,
+    cfg: &Config,
+    args: &SimulateArgs,
+    origin: i64,
+    tz: chrono_tz::Tz,
+) -> Result<()> {
+    let end = origin + args.days * 86_400;
+    let points = sim::existing_points(&source.client, origin, end).await?;
+    anyhow::ensure!(
+        points == 0,
+        "InfluxDB database '{}' at {} already holds {points} points in the {} days from {} \
+         ({}): simulate would overwrite them; point influxdb.database at a database of its own, \
+         or pass --force to overwrite",
+        cfg.influxdb.database,
+        pwsync_redact::url(&cfg.influxdb.url),
+        args.days,
+        args.start,
+        tz.name()
     );
     Ok(())
 }
