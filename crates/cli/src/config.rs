@@ -251,6 +251,39 @@ impl Config {
         if self.influxdb.gap_limit_secs < 60 {
             bail!("influxdb.gap_limit_secs must be at least 60 (the data is 1-minute means)");
         }
+        if self.influxdb.timeout_secs == 0 {
+            bail!("influxdb.timeout_secs must be at least 1 (seconds to wait for InfluxDB; default 30)");
+        }
+        let kw = self.limits.max_power_kw;
+        if !(kw.is_finite() && kw > 0.0) {
+            bail!(
+                "limits.max_power_kw must be a number above 0 (the most power one field can reach, e.g. 30), not {kw}"
+            );
+        }
+        self.validate_urls()
+    }
+
+    /// Every URL is checked here, so a typo is named by its key before any connection is tried.
+    /// Values are not echoed: a URL may carry a password.
+    fn validate_urls(&self) -> Result<()> {
+        pwsync_influx::check_url(&self.influxdb.url)?;
+        if let Some(u) = &self.homeassistant.url {
+            check_url(
+                "homeassistant.url",
+                u,
+                &["http", "https", "ws", "wss"],
+                "http://homeassistant.local:8123",
+            )?;
+        }
+        check_url(
+            "mqtt.url",
+            &self.mqtt.url,
+            &["mqtt", "mqtts", "tcp", "ssl"],
+            "mqtt://localhost:1883",
+        )?;
+        if let Some(db) = &self.homeassistant.recorder_db {
+            check_recorder_url(db.expose())?;
+        }
         Ok(())
     }
 
@@ -268,6 +301,39 @@ impl Config {
     pub fn meter_entity(&self, field: Field) -> String {
         format!("sensor.{}_{}", self.site, field.sensor_key())
     }
+}
+
+/// `url` parses, has one of `schemes` and a host.
+fn check_url(key: &str, url: &str, schemes: &[&str], example: &str) -> Result<()> {
+    let why = match url::Url::parse(url) {
+        _ if url.trim().is_empty() => "it is empty".to_string(),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            format!("no scheme ({}://)", schemes[0])
+        }
+        Err(e) => e.to_string(),
+        Ok(u) if !schemes.contains(&u.scheme()) => {
+            format!("unsupported scheme '{}'", u.scheme().escape_debug())
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => "no host".to_string(),
+        Ok(_) => return Ok(()),
+    };
+    bail!("invalid {key}: {why}: expected e.g. {example}")
+}
+
+/// The recorder URL's scheme; the rest (path, host, credentials) is checked when it is opened.
+fn check_recorder_url(url: &str) -> Result<()> {
+    const SCHEMES: [&str; 5] = ["sqlite", "mysql", "mariadb", "postgres", "postgresql"];
+    let scheme = url.split_once(':').map(|(s, _)| s);
+    if scheme.is_some_and(|s| SCHEMES.contains(&s)) {
+        return Ok(());
+    }
+    bail!(
+        "invalid homeassistant.recorder_db: {}: expected sqlite:////config/home-assistant_v2.db, mysql://user:password@host/db or postgresql://user:password@host/db",
+        match scheme {
+            None => "no scheme".to_string(),
+            Some(s) => format!("unsupported scheme '{}'", s.escape_debug()),
+        }
+    )
 }
 
 #[cfg(test)]
@@ -336,5 +402,80 @@ mod tests {
             assert!(e.contains("Mars/Base"), "{e}");
             Ok(())
         });
+    }
+
+    /// The first error line of `c`'s validation.
+    fn invalid(c: &Config) -> String {
+        let e = c.validate().expect_err("must be refused").to_string();
+        assert!(!e.contains('\n'), "one line: {e:?}");
+        e
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_the_valid_range() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        for kw in [0.0, -5.0, f64::NAN, f64::INFINITY] {
+            c.limits.max_power_kw = kw;
+            let e = invalid(&c);
+            assert!(
+                e.contains("limits.max_power_kw") && e.contains("above 0"),
+                "{e}"
+            );
+        }
+        c.limits.max_power_kw = 0.5;
+        c.validate().unwrap();
+        c.influxdb.timeout_secs = 0;
+        let e = invalid(&c);
+        assert!(
+            e.contains("influxdb.timeout_secs must be at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_malformed_url_is_named_by_its_key() {
+        let influx = [
+            ("localhost", "no scheme"),
+            ("", "empty"),
+            ("http://localhost:99999", "invalid port"),
+            ("ftp://localhost:8086", "unsupported scheme 'ftp'"),
+            ("localhost:8086", "unsupported scheme 'localhost'"),
+            ("http://", "empty host"),
+        ];
+        for (url, why) in influx {
+            let mut c = Config::default();
+            c.influxdb.url = url.into();
+            let e = invalid(&c);
+            assert!(
+                e.contains("influxdb.url") && e.contains(why),
+                "{url:?}: {e}"
+            );
+        }
+        let mut c = Config::default();
+        c.homeassistant.url = Some("homeassistant.local".into());
+        let e = invalid(&c);
+        assert!(
+            e.contains("homeassistant.url") && e.contains("no scheme"),
+            "{e}"
+        );
+        c.homeassistant.url = Some("http://homeassistant.local:8123".into());
+        c.validate().unwrap();
+        c.mqtt.url = "http://broker:1883".into();
+        let e = invalid(&c);
+        assert!(e.contains("mqtt.url") && e.contains("'http'"), "{e}");
+        c.mqtt.url = "mqtts://broker:8883".into();
+        c.validate().unwrap();
+        c.homeassistant.recorder_db = Some(Secret::new("/config/home-assistant_v2.db"));
+        let e = invalid(&c);
+        assert!(
+            e.contains("homeassistant.recorder_db") && e.contains("no scheme"),
+            "{e}"
+        );
+        c.homeassistant.recorder_db = Some(Secret::new("oracle://ha:hunter2@db/ha"));
+        let e = invalid(&c);
+        assert!(e.contains("'oracle'") && !e.contains("hunter2"), "{e}");
+        c.homeassistant.recorder_db = Some(Secret::new("sqlite:////config/home-assistant_v2.db"));
+        c.validate().unwrap();
     }
 }

@@ -20,7 +20,7 @@ pub fn report(e: anyhow::Error) -> ExitCode {
 
 /// An error and its causes joined by ": ", each cause once (a message that already quotes its
 /// source, as sqlx's and pwsync's own connection errors do, does not repeat it), with every URL
-/// in it shown as [`pwsync_redact::text`] shows it.
+/// in it shown as [`pwsync_redact::text`] shows it and control characters escaped.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
@@ -33,7 +33,21 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    pwsync_redact::text(&line)
+    escape_controls(&pwsync_redact::text(&line))
+}
+
+/// `s` with control characters escaped (`\n`, `\u{1b}`): a newline inside a user's identifier
+/// must not split the error, or forge a line of its own.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -54,5 +68,11 @@ mod tests {
             one_line(&e),
             "backfill: cannot open the database: connection refused"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_into_one_line() {
+        let s = escape_controls("invalid field 'ho\nerror: forged\r\t\u{1b}[31m' é");
+        assert_eq!(s, "invalid field 'ho\\nerror: forged\\r\\t\\u{1b}[31m' é");
     }
 }

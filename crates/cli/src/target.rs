@@ -68,11 +68,16 @@ impl Opened {
         }
     }
 
-    /// What will be backed up before the first write (recorder SQLite only).
-    pub fn backup_note(&self) -> Option<String> {
+    /// What will be backed up before the first write (recorder database only), once the
+    /// refusals (HA running, unclean shutdown, read-only) have passed: a refused run never
+    /// announces a backup it will not make.
+    pub async fn backup_note(&self) -> Result<Option<String>> {
         match &self.kind {
-            OpenedKind::Db(d) => Some(d.backup_note()),
-            OpenedKind::Ws(_) => None,
+            OpenedKind::Db(d) => {
+                d.check_writable().await?;
+                Ok(Some(d.backup_note()))
+            }
+            OpenedKind::Ws(_) => Ok(None),
         }
     }
 

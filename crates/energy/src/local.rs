@@ -23,8 +23,11 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocalError {
     /// A user date that is not `YYYY-MM-DD` or not a real day.
-    #[error("invalid date '{0}': expected YYYY-MM-DD, e.g. 2025-03-09")]
+    #[error("invalid date '{}': expected YYYY-MM-DD, e.g. 2025-03-09", .0.escape_debug())]
     Date(String),
+    /// A real day outside [`FIRST_DATE`]..=[`LAST_DATE`].
+    #[error("date {0} is outside the time range InfluxDB can store: use a day from {FIRST_DATE} to {LAST_DATE}")]
+    DateOutOfRange(NaiveDate),
     /// A month outside 1..=12 (or a year chrono cannot represent).
     #[error("invalid month {year}-{month}: month must be 1 to 12")]
     Month { year: i32, month: u32 },
@@ -36,8 +39,13 @@ pub enum LocalError {
     TimeZone(String),
 }
 
+/// The first and last local days whose every instant InfluxDB can store (nanosecond epoch
+/// timestamps in an i64: 1677-09-21T00:12:43Z to 2262-04-11T23:47:16Z), in any zone.
+pub const FIRST_DATE: NaiveDate = NaiveDate::from_ymd_opt(1677, 9, 22).expect("a real day");
+pub const LAST_DATE: NaiveDate = NaiveDate::from_ymd_opt(2262, 4, 10).expect("a real day");
+
 /// Parse a user date, strictly `YYYY-MM-DD` (no times, no other orders: a misread day would
-/// silently write the wrong statistics).
+/// silently write the wrong statistics), within [`FIRST_DATE`]..=[`LAST_DATE`].
 pub fn parse_date(s: &str) -> Result<NaiveDate, LocalError> {
     let t = s.trim();
     let well_formed = t.len() == 10
@@ -51,7 +59,12 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, LocalError> {
     if !well_formed {
         return Err(LocalError::Date(s.to_string()));
     }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| LocalError::Date(s.to_string()))
+    let d =
+        NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| LocalError::Date(s.to_string()))?;
+    if !(FIRST_DATE..=LAST_DATE).contains(&d) {
+        return Err(LocalError::DateOutOfRange(d));
+    }
+    Ok(d)
 }
 
 /// Parse an IANA zone name (HA's `time_zone`).
@@ -158,6 +171,9 @@ pub struct LocalPeriod {
     pub complete: bool,
     /// Hour buckets of the period present in the input.
     pub hours: u32,
+    /// Of those, hours with any data. 0: the period has no data at all (before the first point,
+    /// after the last, or inside a gap): its energy is unknown, not 0.
+    pub hours_with_data: u32,
     /// Hours the period has: 23, 24 or 25 for a day.
     pub expected_hours: u32,
 }
@@ -184,17 +200,18 @@ fn group(
     key: impl Fn(NaiveDate) -> NaiveDate,
     range: impl Fn(NaiveDate) -> (i64, i64),
 ) -> Vec<LocalPeriod> {
-    let mut acc: BTreeMap<NaiveDate, (f64, u32, bool)> = BTreeMap::new();
+    let mut acc: BTreeMap<NaiveDate, (f64, u32, u32, bool)> = BTreeMap::new();
     for b in buckets {
         let e = acc
             .entry(key(local_date(b.start, tz)))
-            .or_insert((0.0, 0, true));
+            .or_insert((0.0, 0, 0, true));
         e.0 += b.wh;
         e.1 += 1;
-        e.2 &= b.covered >= HOUR;
+        e.2 += u32::from(b.covered > 0);
+        e.3 &= b.covered >= HOUR;
     }
     acc.into_iter()
-        .map(|(start, (wh, hours, all_covered))| {
+        .map(|(start, (wh, hours, hours_with_data, all_covered))| {
             let (s, e) = range(start);
             let expected_hours = hours_in(s, e);
             LocalPeriod {
@@ -202,6 +219,7 @@ fn group(
                 wh,
                 complete: all_covered && hours == expected_hours,
                 hours,
+                hours_with_data,
                 expected_hours,
             }
         })
@@ -340,6 +358,43 @@ mod tests {
         assert_eq!(parse_date(" 2024-02-29 ").unwrap(), d("2024-02-29"));
         assert!(parse_tz("Mars/Olympus").is_err());
         assert_eq!(parse_tz("Europe/Berlin").unwrap(), Berlin);
+    }
+
+    #[test]
+    fn dates_outside_influxdbs_time_range_are_refused_with_the_range() {
+        for (s, ok) in [
+            ("9999-01-01", false),
+            ("2262-04-11", false),
+            ("2262-04-10", true),
+            ("1677-09-21", false),
+            ("1677-09-22", true),
+            ("0001-01-01", false),
+        ] {
+            match parse_date(s) {
+                Ok(_) => assert!(ok, "{s} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{s}: {e}");
+                    let m = e.to_string();
+                    assert!(m.contains("1677-09-22 to 2262-04-10"), "{m}");
+                }
+            }
+        }
+        // Every instant of the last and first day, in the zones furthest from UTC, is one
+        // InfluxDB can store (its nanosecond range, in seconds).
+        let (min, max) = (-9_223_372_036, 9_223_372_036);
+        for tz in ["Pacific/Kiritimati", "Etc/GMT+12"] {
+            let tz: Tz = tz.parse().unwrap();
+            assert!(local_day_range(FIRST_DATE, tz).0 >= min);
+            assert!(local_day_range(LAST_DATE, tz).1 <= max);
+        }
+    }
+
+    #[test]
+    fn a_control_character_in_a_date_is_escaped() {
+        let m = parse_date("2025-01-01\nerror: forged")
+            .unwrap_err()
+            .to_string();
+        assert!(!m.contains('\n') && m.contains("\\n"), "{m}");
     }
 
     #[test]

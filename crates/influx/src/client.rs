@@ -47,8 +47,12 @@ impl std::fmt::Debug for InfluxConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfluxError {
+    #[error("invalid influxdb.url: {0}: expected http://host:8086 or https://host:8086")]
+    BadUrl(String),
     #[error("InfluxDB at {url} is unreachable: check influxdb.url and that InfluxDB is running")]
     Unreachable { url: String },
+    #[error("the connection to InfluxDB at {url} was lost in the middle of its answer: check that InfluxDB is running (it may have restarted or crashed), then run pwsync again")]
+    ConnectionLost { url: String },
     #[error("InfluxDB at {url} did not answer within {secs} s: raise influxdb.timeout_secs or query a shorter range")]
     Timeout { url: String, secs: u64 },
     #[error("InfluxDB rejected the credentials: check influxdb.username and influxdb.password")]
@@ -57,13 +61,15 @@ pub enum InfluxError {
     DatabaseNotFound(String),
     #[error("retention policy '{0}' does not exist: check influxdb.retention_policy (SHOW RETENTION POLICIES)")]
     RetentionPolicyNotFound(String),
+    #[error("measurement '{measurement}' does not exist in retention policy '{rp}': check influxdb.measurement (SHOW MEASUREMENTS lists them; Powerwall-Dashboard writes 'http')")]
+    MeasurementNotFound { rp: String, measurement: String },
     #[error("field '{field}' does not exist in {rp}.{measurement}: check influxdb.fields")]
     UnknownField {
         field: String,
         rp: String,
         measurement: String,
     },
-    #[error("invalid {what} '{value}': use letters, digits, '_', '-' or '.'")]
+    #[error("invalid {what} '{}': use letters, digits, '_', '-' or '.'", value.escape_debug())]
     BadIdentifier { what: String, value: String },
     #[error("InfluxDB answered HTTP {status}: {message}")]
     Http { status: u16, message: String },
@@ -126,8 +132,50 @@ pub(crate) enum Cell {
     Null,
 }
 
+impl InfluxError {
+    /// A mistake in the configuration (wrong URL, name or credentials) rather than a server
+    /// that is down or slow: retrying cannot fix it.
+    pub fn is_config_mistake(&self) -> bool {
+        matches!(
+            self,
+            InfluxError::BadUrl(_)
+                | InfluxError::Auth
+                | InfluxError::DatabaseNotFound(_)
+                | InfluxError::RetentionPolicyNotFound(_)
+                | InfluxError::MeasurementNotFound { .. }
+                | InfluxError::UnknownField { .. }
+                | InfluxError::BadIdentifier { .. }
+        )
+    }
+}
+
+/// An InfluxDB base URL pwsync can send requests to: `http(s)://host[:port][/path]`. Checked
+/// before any request, so a typo is named as such and not as an unreadable answer.
+pub fn check_url(url: &str) -> Result<(), InfluxError> {
+    let bad = |why: String| Err(InfluxError::BadUrl(why));
+    if url.trim().is_empty() {
+        return bad("it is empty".into());
+    }
+    let u = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return bad("no scheme (http:// or https://)".into())
+        }
+        Err(e) => return bad(e.to_string()),
+    };
+    match u.scheme() {
+        "http" | "https" => {}
+        s => return bad(format!("unsupported scheme '{}'", s.escape_debug())),
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return bad("no host".into());
+    }
+    Ok(())
+}
+
 impl InfluxClient {
     pub fn new(cfg: InfluxConfig) -> Result<Self, InfluxError> {
+        check_url(&cfg.url)?;
         let db = Ident::new("database", &cfg.database)?;
         let rp = Ident::new("retention policy", &cfg.retention_policy)?;
         let measurement = Ident::new("measurement", &cfg.measurement)?;
@@ -171,12 +219,26 @@ impl InfluxClient {
                 url: pwsync_redact::url(&self.cfg.url),
                 secs: self.cfg.timeout.as_secs(),
             }
+        } else if e.is_builder() {
+            InfluxError::BadUrl(e.without_url().to_string())
         } else if e.is_connect() || e.is_request() {
             InfluxError::Unreachable {
                 url: pwsync_redact::url(&self.cfg.url),
             }
         } else {
             InfluxError::Decode(e.without_url().to_string())
+        }
+    }
+
+    /// An error while reading an answer whose headers arrived: past a timeout, the server
+    /// closed the connection before the whole body came (crashed, restarted, killed).
+    fn map_body(&self, e: reqwest::Error) -> InfluxError {
+        if e.is_timeout() {
+            self.map_send(e)
+        } else {
+            InfluxError::ConnectionLost {
+                url: self.cfg.url.clone(),
+            }
         }
     }
 
@@ -238,7 +300,7 @@ impl InfluxClient {
             .await
             .map_err(|e| self.map_send(e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| self.map_send(e))?;
+        let body = resp.bytes().await.map_err(|e| self.map_body(e))?;
         if !status.is_success() {
             let msg = serde_json::from_slice::<Response<Cell>>(&body)
                 .ok()
@@ -251,8 +313,13 @@ impl InfluxClient {
         if let Some(e) = r.error {
             return Err(self.statement_error(e));
         }
-        if let Some(e) = r.results.iter().find_map(|s| s.error.clone()) {
-            return Err(self.statement_error(e));
+        // After a failed statement InfluxDB marks the rest "not executed": report the cause.
+        let errors = || r.results.iter().filter_map(|s| s.error.as_ref());
+        if let Some(e) = errors()
+            .find(|e| e.as_str() != "not executed")
+            .or_else(|| errors().next())
+        {
+            return Err(self.statement_error(e.clone()));
         }
         Ok(r.results)
     }
@@ -321,5 +388,84 @@ fn check_status(status: reqwest::StatusCode, msg: &str) -> Result<(), InfluxErro
             status: s,
             message: msg.chars().take(200).collect(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Fault injection a real InfluxDB cannot do on demand: a server that sends the headers
+    /// of a 1000-byte answer, a few bytes of it, and closes the connection.
+    async fn server_that_dies_mid_answer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                          Content-Length: 1000\r\n\r\n{\"results\":[{\"statement_id\":0,",
+                    )
+                    .await;
+                let _ = conn.flush().await;
+                drop(conn);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_mid_answer_is_named_as_such() {
+        let url = server_that_dies_mid_answer().await;
+        let c = InfluxClient::new(InfluxConfig {
+            url: url.clone(),
+            timeout: Duration::from_secs(5),
+            ..InfluxConfig::default()
+        })
+        .unwrap();
+        let e = c.execute("SHOW DATABASES").await.unwrap_err();
+        assert!(matches!(e, InfluxError::ConnectionLost { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("connection to InfluxDB")
+                && msg.contains("was lost")
+                && msg.contains(&url),
+            "{msg}"
+        );
+        assert!(!msg.contains("decoding"), "{msg}");
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_before_any_request() {
+        for (url, why) in [
+            ("localhost", "no scheme"),
+            ("", "empty"),
+            ("http://localhost:99999", "invalid port"),
+            ("ftp://localhost", "unsupported scheme 'ftp'"),
+        ] {
+            let e = InfluxClient::new(InfluxConfig {
+                url: url.into(),
+                ..InfluxConfig::default()
+            })
+            .err()
+            .unwrap_or_else(|| panic!("{url:?} accepted"))
+            .to_string();
+            assert!(
+                e.contains("invalid influxdb.url") && e.contains(why),
+                "{url:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_control_character_in_an_identifier_is_escaped() {
+        let e = crate::Ident::new("field", "ho\nme")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n') && e.contains("'ho\\nme'"), "{e}");
     }
 }

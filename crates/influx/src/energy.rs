@@ -52,7 +52,9 @@ impl InfluxClient {
         format!("{}.{}.{}", self.db, self.rp, self.measurement)
     }
 
-    /// Database, retention policy and every mapped field exist.
+    /// Database, retention policy, measurement and every mapped field exist: the one check
+    /// every command that reads InfluxDB runs first, so a misspelled name is an error that names
+    /// it, never a meter of 0.
     pub async fn check_source(&self, map: &FieldMap, fields: &[Field]) -> Result<(), InfluxError> {
         let dbs = self.show("SHOW DATABASES").await?;
         if !dbs.iter().any(|d| d == self.db.as_str()) {
@@ -72,6 +74,13 @@ impl InfluxClient {
                 self.rp, self.measurement
             ))
             .await?;
+        // A measurement without field keys in this retention policy holds no data there.
+        if keys.is_empty() {
+            return Err(InfluxError::MeasurementNotFound {
+                rp: self.rp.as_str().into(),
+                measurement: self.measurement.as_str().into(),
+            });
+        }
         for f in fields {
             let name = map.name(*f).as_str();
             if !keys.iter().any(|k| k == name) {

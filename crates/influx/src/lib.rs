@@ -9,7 +9,7 @@ mod live;
 pub mod sim;
 mod source;
 
-pub use client::{InfluxClient, InfluxConfig, InfluxError, QueryLog};
+pub use client::{check_url, InfluxClient, InfluxConfig, InfluxError, QueryLog};
 pub use energy::FieldMap;
 pub use ident::Ident;
 pub use live::LiveWindow;

@@ -53,8 +53,9 @@ pub struct FieldReport {
     pub unchanged: usize,
     pub shifts: usize,
     pub short_term_rows: usize,
-    /// Energy of the hours considered, kWh.
-    pub kwh: f64,
+    /// Energy of the hours with data, kWh; `None` when InfluxDB has no data in the range for
+    /// this field (unknown, not 0).
+    pub kwh: Option<f64>,
     /// Holes in HA's chain that the range reaches: each filled together with the row after it
     /// (which carried the hole's energy), or kept as HA has it where InfluxDB does not cover
     /// the stretch.
@@ -214,7 +215,7 @@ async fn plan_field(
         unchanged: sp.unchanged,
         shifts: sp.write.shifts.len(),
         short_term_rows: sp.write.short_term.len(),
-        kwh: energy.iter().map(|(_, e)| e).sum(),
+        kwh: (!energy.is_empty()).then(|| energy.iter().map(|(_, e)| e).sum()),
         holes: sp.holes,
     };
     Ok((sp.write, report))

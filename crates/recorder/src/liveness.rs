@@ -235,7 +235,7 @@ impl RecorderDb {
     }
 
     /// Refuse a write unless HA is stopped (or crashed and that is allowed).
-    pub(crate) async fn check_writable(&self) -> Result<()> {
+    pub async fn check_writable(&self) -> Result<()> {
         if self.options.read_only {
             return Err(RecorderError::Refused(format!(
                 "{} is open read-only: open it without read_only to write",

@@ -1,5 +1,6 @@
 //! `pwsync backfill`: InfluxDB history into HA's long-term statistics of pwsync's meters.
 
+use crate::commands::energy::NO_DATA;
 use crate::config::Config;
 use crate::output::table;
 use crate::source::Source;
@@ -52,10 +53,12 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
     } else {
         args.fields.clone()
     };
+    // The arguments before any connection: a mistyped date is named even with a server down.
+    let range = date_range(&args)?;
     let source = crate::source::from_config(cfg)?;
     let target = Opened::open(&args.target, cfg, args.dry_run).await?;
     let result = match source.client.check_source(&source.map, &fields).await {
-        Ok(()) => backfill_into(&args, cfg, &source, &target, fields).await,
+        Ok(()) => backfill_into(&args, cfg, &source, &target, fields, range).await,
         Err(e) => Err(e.into()),
     };
     target.close().await;
@@ -80,14 +83,8 @@ async fn backfill_into(
     source: &Source,
     target: &Opened,
     fields: Vec<Field>,
+    range: DateRange,
 ) -> Result<BackfillReport> {
-    let range = DateRange {
-        start: match &args.start {
-            Some(s) => RangeStart::Date(parse_date(s)?),
-            None => RangeStart::All,
-        },
-        end: args.end.as_deref().map(parse_date).transpose()?,
-    };
     let opts = BackfillOptions {
         site: cfg.site.clone(),
         fields,
@@ -100,12 +97,22 @@ async fn backfill_into(
         now: chrono::Utc::now().timestamp(),
     };
     if !args.dry_run && !args.json {
-        if let Some(note) = target.backup_note() {
+        if let Some(note) = target.backup_note().await? {
             eprintln!("{note}");
         }
     }
     tracing::info!(zone = %target.tz.name(), from = target.tz_source, "local days");
     run_job(source, target.store(), &opts).await
+}
+
+fn date_range(args: &BackfillArgs) -> Result<DateRange> {
+    Ok(DateRange {
+        start: match &args.start {
+            Some(s) => RangeStart::Date(parse_date(s)?),
+            None => RangeStart::All,
+        },
+        end: args.end.as_deref().map(parse_date).transpose()?,
+    })
 }
 
 /// The job with a progress spinner on a terminal.
@@ -150,7 +157,7 @@ pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
             f.rows_written.to_string(),
             f.kept_existing.to_string(),
             f.unchanged.to_string(),
-            format!("{:.3}", f.kwh),
+            f.kwh.map_or(NO_DATA.into(), |k| format!("{k:.3}")),
         ]);
     }
     println!(

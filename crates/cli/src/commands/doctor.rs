@@ -57,8 +57,9 @@ pub struct HaInfo {
 pub struct Report {
     pub influxdb: InfluxInfo,
     pub homeassistant: HaInfo,
-    /// `host:port` and whether a TCP connection succeeded.
-    pub mqtt: Option<(String, bool)>,
+    /// `host:port`, whether pwsync logged in as `serve` would, and what happened
+    /// (`login accepted`, `login refused`, `unreachable`, `TLS failed`).
+    pub mqtt: Option<(String, bool, String)>,
     /// Engine, schema version and whether HA uses it, when configured.
     pub recorder_db: Option<String>,
     /// Required parts that failed, one line each.
@@ -88,7 +89,7 @@ pub async fn run(args: DoctorArgs, cfg: &Config) -> Result<ExitCode> {
         );
     }
     for p in &r.problems {
-        eprintln!("error: {p}");
+        eprintln!("error: {}", crate::exit::escape_controls(p));
     }
     Ok(if r.problems.is_empty() {
         ExitCode::SUCCESS
@@ -256,19 +257,24 @@ async fn mqtt(cfg: &Config, r: &mut Report) {
     };
     let client_id = format!("{}-doctor", cfg.mqtt.client_id);
     let settings = crate::broker::settings(cfg, client_id, None, CONNECT_TIMEOUT);
-    let ok = match pwsync_mqtt::Mqtt::connect(&settings).await {
+    let (ok, state) = match pwsync_mqtt::Mqtt::connect(&settings).await {
         Ok(m) => {
             m.disconnect().await;
-            true
+            (true, "login accepted")
         }
         Err(e) => {
             r.warnings.push(format!(
                 "MQTT: {e} (`pwsync serve` needs the broker for the live sensors)"
             ));
-            false
+            let state = match e {
+                pwsync_mqtt::MqttError::Refused { .. } => "reachable, but it refused the login",
+                pwsync_mqtt::MqttError::Tls { .. } => "TLS failed",
+                _ => "unreachable",
+            };
+            (false, state)
         }
     };
-    r.mqtt = Some((addr, ok));
+    r.mqtt = Some((addr, ok, state.to_string()));
 }
 
 async fn recorder(cfg: &Config, r: &mut Report) {
@@ -319,6 +325,9 @@ fn next_action(r: &Report) -> String {
             "put pwsync's meters into HA's Energy dashboard ({} missing there): `pwsync energy-dashboard --dry-run`, then `pwsync energy-dashboard`",
             a.missing.len()
         );
+    }
+    if r.mqtt.as_ref().is_some_and(|m| m.2.contains("refused")) {
+        return "set the login the broker accepts in mqtt.username and mqtt.password (or mqtt.password_file), then `pwsync serve`".into();
     }
     if r.mqtt.as_ref().is_some_and(|m| !m.1) {
         return "start the MQTT broker HA uses and point mqtt.url at it, then `pwsync serve`"
@@ -377,10 +386,7 @@ fn print(r: &Report, tz: chrono_tz::Tz) {
         }
     }
     match &r.mqtt {
-        Some((addr, ok)) => println!(
-            "MQTT broker {addr} — {} (TCP connect only)",
-            if *ok { "reachable" } else { "unreachable" }
-        ),
+        Some((addr, _, state)) => println!("MQTT broker {addr} — {state}"),
         None => println!("MQTT broker — not checked"),
     }
     if let Some(db) = &r.recorder_db {

@@ -33,9 +33,13 @@ pub struct EnergyArgs {
 pub struct PeriodRow {
     pub date: NaiveDate,
     pub hours: u32,
+    /// Hours with any data (of any field); 0 for a day before the first InfluxDB point or
+    /// after the last.
+    pub hours_with_data: u32,
     pub expected_hours: u32,
     pub complete: bool,
-    pub kwh: BTreeMap<Field, f64>,
+    /// `None` (JSON `null`): the field has no data in the period, its energy is unknown.
+    pub kwh: BTreeMap<Field, Option<f64>>,
 }
 
 #[derive(Serialize)]
@@ -102,12 +106,15 @@ pub fn periods(
             let row = rows.entry(p.start).or_insert_with(|| PeriodRow {
                 date: p.start,
                 hours: p.hours,
+                hours_with_data: 0,
                 expected_hours: p.expected_hours,
                 complete: true,
                 kwh: BTreeMap::new(),
             });
             row.complete &= p.complete;
-            row.kwh.insert(*field, p.wh / 1000.0);
+            row.hours_with_data = row.hours_with_data.max(p.hours_with_data);
+            let known = p.hours_with_data > 0;
+            row.kwh.insert(*field, known.then_some(p.wh / 1000.0));
         }
     }
     rows.into_values().collect()
@@ -141,6 +148,9 @@ pub fn gap_rows(energy: &BTreeMap<Field, Integration>, tz: Tz) -> Vec<GapRow> {
         .collect()
 }
 
+/// A period or field without any InfluxDB data: unknown energy, never shown as 0.
+pub const NO_DATA: &str = "no data";
+
 pub fn print_periods(what: &str, rows: &[PeriodRow], fields: &[Field]) {
     let mut header = vec![what, "hours"];
     header.extend(fields.iter().map(|f| f.influx_name()));
@@ -149,15 +159,20 @@ pub fn print_periods(what: &str, rows: &[PeriodRow], fields: &[Field]) {
     for r in rows {
         let mut cells = vec![
             r.date.to_string(),
-            format!("{}/{}", r.hours, r.expected_hours),
+            format!("{}/{}", r.hours_with_data, r.expected_hours),
         ];
         cells.extend(
             fields
                 .iter()
-                .map(|f| kwh(r.kwh.get(f).copied().unwrap_or(0.0) * 1000.0)),
+                .map(|f| match r.kwh.get(f).copied().flatten() {
+                    Some(v) => kwh(v * 1000.0),
+                    None => NO_DATA.into(),
+                }),
         );
         cells.push(if r.complete {
             "yes".into()
+        } else if r.hours_with_data == 0 {
+            NO_DATA.into()
         } else {
             "gap".into()
         });
@@ -165,6 +180,12 @@ pub fn print_periods(what: &str, rows: &[PeriodRow], fields: &[Field]) {
     }
     println!("Energy per local {what}, kWh");
     println!("{t}");
+    let empty = rows.iter().filter(|r| r.hours_with_data == 0).count();
+    if empty > 0 {
+        println!(
+            "{empty} {what}(s) without any InfluxDB data (before its first point or after its last): energy unknown, not 0"
+        );
+    }
 }
 
 pub fn print_gaps(gaps: &[GapRow], tz: Tz) {

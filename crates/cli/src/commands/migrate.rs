@@ -162,7 +162,7 @@ async fn migrate_into(
         max_kwh_per_hour: cfg.limits.max_power_kw,
     };
     if !args.dry_run && !args.json {
-        if let Some(note) = target.backup_note() {
+        if let Some(note) = target.backup_note().await? {
             eprintln!("{note}");
         }
     }

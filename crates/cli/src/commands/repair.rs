@@ -23,12 +23,12 @@ pub struct RepairArgs {
 pub async fn run(args: RepairArgs, cfg: &Config) -> Result<()> {
     let source = crate::source::from_config(cfg)?;
     let target = Opened::open(&args.scope.target, cfg, args.dry_run).await?;
-    if !args.dry_run && !args.json {
-        if let Some(note) = target.backup_note() {
-            eprintln!("{note}");
-        }
-    }
     let result = async {
+        if !args.dry_run && !args.json {
+            if let Some(note) = target.backup_note().await? {
+                eprintln!("{note}");
+            }
+        }
         let opts = options(&args.scope, cfg, &target).await?;
         let (report, _) = pwsync_jobs::repair(&source, target.store(), &opts, args.dry_run).await?;
         Ok::<_, anyhow::Error>(report)

@@ -94,6 +94,11 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
             return published.map(|()| ExitCode::SUCCESS);
         }
         match published {
+            // A wrong name in the configuration does not heal by waiting: say it and stop.
+            Err(e) if is_config_mistake(&e) => {
+                mqtt.disconnect().await;
+                return Err(e);
+            }
             Err(e) => tracing::warn!(
                 "poll failed, sensors unavailable: {}",
                 crate::exit::one_line(&e)
@@ -119,6 +124,11 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     let _ = mqtt.publish(&topics.availability(), "offline", true).await;
     mqtt.disconnect().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_config_mistake(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<pwsync_influx::InfluxError>()
+        .is_some_and(pwsync_influx::InfluxError::is_config_mistake)
 }
 
 /// HA's `expire_after` for power, level and direction sensors: three polls. Stale samples are
@@ -394,6 +404,8 @@ impl Live {
 /// Start the meters: energy from the first InfluxDB point up to the anchor, split at the month
 /// and day starts so the period totals know their meter readings.
 async fn start_meters(source: &Source, live: &mut Live, now: i64) -> Result<()> {
+    // A misspelled name would otherwise make a meter of 0 (or a day of the whole lifetime).
+    source.client.check_source(&source.map, &Field::ALL).await?;
     let first = source
         .client
         .first_timestamp(&source.map, &Field::ALL)

@@ -2,8 +2,9 @@
 
 use crate::config::Config;
 use crate::source::Source;
-use anyhow::Result;
-use pwsync_energy::local::{local_day_range, parse_date};
+use anyhow::{bail, Result};
+use chrono::NaiveDate;
+use pwsync_energy::local::{local_day_range, parse_date, LAST_DATE};
 use pwsync_influx::sim::{self, Simulator};
 use std::time::Instant;
 
@@ -25,8 +26,9 @@ pub struct SimulateArgs {
 
 pub async fn run(args: SimulateArgs, cfg: &Config) -> Result<()> {
     let tz = cfg.tz()?;
-    anyhow::ensure!(args.days > 0, "--days must be at least 1");
-    let origin = local_day_range(parse_date(&args.start)?, tz).0;
+    let first = parse_date(&args.start)?;
+    check_days(first, args.days)?;
+    let origin = local_day_range(first, tz).0;
     let source = crate::source::from_config(cfg)?;
     if !args.force {
         refuse_to_overwrite(&source, cfg, &args, origin, tz).await?;
@@ -67,6 +69,15 @@ async fn refuse_to_overwrite(
     Ok(())
 }
 
+/// `days` from `first` end by the last day InfluxDB can store (and cannot overflow).
+fn check_days(first: NaiveDate, days: i64) -> Result<()> {
+    let most = (LAST_DATE - first).num_days() + 1;
+    if !(1..=most).contains(&days) {
+        bail!("--days must be from 1 to {most}: InfluxDB stores no time after {LAST_DATE}");
+    }
+    Ok(())
+}
+
 /// Create the schema and write `days` of simulated data from `origin`.
 pub async fn load(
     source: &Source,
@@ -86,4 +97,22 @@ pub async fn load(
         "simulated data written"
     );
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_past_influxdbs_last_day_or_overflowing_are_refused() {
+        let first = parse_date("2262-04-01").unwrap();
+        check_days(first, 10).unwrap();
+        for days in [0, -1, 11, i64::MAX / 86_400 + 1, i64::MAX] {
+            let e = check_days(first, days).unwrap_err().to_string();
+            assert!(
+                e.contains("from 1 to 10") && e.contains("2262-04-10"),
+                "{days}: {e}"
+            );
+        }
+    }
 }
