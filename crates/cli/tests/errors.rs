@@ -52,7 +52,7 @@ fn with(
 
 /// A real InfluxDB holding one simulated day, 2025-06-20.
 fn influx_with_a_day() -> Option<InfluxServer> {
-    let s = influx_or_skip()?;
+    let s = or_skip(InfluxServer::start())?;
     simulate(&s.url(), "2025-06-20", 1, 9);
     Some(s)
 }
@@ -148,7 +148,7 @@ async fn serve_refuses_a_misspelled_name_in_the_influxdb_config_and_publishes_no
 /// Item 7: values InfluxDB cannot take are refused with the valid range before any request.
 #[test]
 fn values_outside_the_valid_range_are_refused_with_the_range() {
-    let Some(influx) = influx_or_skip() else {
+    let Some(influx) = or_skip(InfluxServer::start()) else {
         return;
     };
     let env = influx_env(&influx.url());

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{influx_or_skip, pwsync};
+use common::pwsync;
 use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
@@ -163,7 +163,7 @@ fn text(o: &Output) -> String {
 /// doctor's "Next:" line and `--json`, and in simulate's success line.
 #[test]
 fn an_influxdb_url_password_is_never_printed() {
-    let Some(influx) = influx_or_skip() else {
+    let Some(influx) = or_skip(InfluxServer::start()) else {
         return;
     };
     let secret = "UrlPw9f3k2LmQzX7";
@@ -213,7 +213,7 @@ fn an_influxdb_url_password_is_never_printed() {
 /// replaced them silently. It refuses, counting them; `--force` overwrites.
 #[test]
 fn simulate_refuses_to_overwrite_points_unless_forced() {
-    let Some(influx) = influx_or_skip() else {
+    let Some(influx) = or_skip(InfluxServer::start()) else {
         return;
     };
     let env = [

@@ -144,6 +144,7 @@ async fn one_healing_cycle_makes_an_outage_match_influxdb() {
         limit_kwh: 30.0,
         tolerance: Tolerance::default(),
         lookback: Duration::from_secs(48 * 3600),
+        live_lag_secs: 0,
     };
     let t0 = Instant::now();
     let report = heal(&source, &store, &opts, now).await.unwrap();
