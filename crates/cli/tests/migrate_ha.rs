@@ -224,13 +224,53 @@ async fn expected(s: &Setup, k: usize, field: Field, influx: Option<bool>) -> BT
     if let Some(overwrite) = influx {
         let from = day_start(INFLUX_FIRST);
         let to = day_start(TESLA_END);
-        for (h, (kwh, complete)) in influx_hours(&s.influx.url(), field, from, to).await {
-            if (overwrite && complete) || !want.contains_key(&h) {
-                want.insert(h, kwh);
+        let measured = influx_hours(&s.influx.url(), field, from, to).await;
+        if overwrite {
+            for (h, (kwh, complete)) in measured {
+                if complete || !want.contains_key(&h) {
+                    want.insert(h, kwh);
+                }
             }
+        } else {
+            fill_as_backfill_does(&mut want, &measured, from, to);
         }
     }
     want
+}
+
+/// A fill without overwrite: hours after the chain's last row take InfluxDB's energy; a hole
+/// between rows is filled together with the row after it (that row may carry the hole's
+/// energy) when InfluxDB covers every hour of that stretch completely, and otherwise both stay
+/// as they are.
+fn fill_as_backfill_does(
+    want: &mut BTreeMap<i64, f64>,
+    measured: &BTreeMap<i64, (f64, bool)>,
+    from: i64,
+    to: i64,
+) {
+    let last_row = want.keys().next_back().copied().unwrap_or(i64::MIN);
+    let mut h = from;
+    while h < to {
+        if want.contains_key(&h) {
+            h += HOUR;
+            continue;
+        }
+        if h > last_row {
+            if let Some((kwh, _)) = measured.get(&h) {
+                want.insert(h, *kwh);
+            }
+            h += HOUR;
+            continue;
+        }
+        let row_after = *want.range(h..).next().unwrap().0;
+        let stretch: Vec<i64> = (h..=row_after).step_by(HOUR as usize).collect();
+        if stretch.iter().all(|t| measured.get(t).is_some_and(|m| m.1)) {
+            for t in &stretch {
+                want.insert(*t, measured[t].0);
+            }
+        }
+        h = row_after + HOUR;
+    }
 }
 
 fn assert_meter(field: Field, got: &BTreeMap<i64, f64>, want: &BTreeMap<i64, f64>) {
@@ -293,7 +333,7 @@ async fn migrate_then_influx_replaces_migrated_hours_and_a_rerun_changes_nothing
     );
     assert!(text.contains("What maps to what"), "{text}");
     assert!(
-        text.contains("InfluxDB data starts 2025-10-20; replacing"),
+        text.contains("InfluxDB data starts 2025-10-20; replaced"),
         "{text}"
     );
     assert!(
