@@ -6,3 +6,30 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast
+
+# Every end-to-end suite that runs Home Assistant, again against HA 2026.11.0 (a Debian forky
+# root, scripts/ensure-ha-chroot.sh; see crates/testkit/src/ha_chroot.rs). One binary at a time,
+# all of them even when one fails; the script fails if any did.
+export PWSYNC_TEST_HA=2026.11.0
+failed=()
+ha_suite() {
+    local t0=$SECONDS
+    if cargo test --no-fail-fast "$@"; then
+        echo "== HA $PWSYNC_TEST_HA: $* passed in $((SECONDS - t0)) s"
+    else
+        echo "== HA $PWSYNC_TEST_HA: $* FAILED after $((SECONDS - t0)) s"
+        failed+=("$*")
+    fi
+}
+t0=$SECONDS
+ha_suite -p pwsync-ha --tests
+ha_suite -p pwsync-recorder --test recorder
+ha_suite -p pwsync-jobs --test heal_ha
+for t in backfill_ha backfill_db migrate_ha check_ha serve_mqtt; do
+    ha_suite -p pwsync --test "$t"
+done
+echo "== HA $PWSYNC_TEST_HA pass: $((SECONDS - t0)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed on HA $PWSYNC_TEST_HA: ${failed[*]}" >&2
+    exit 1
+fi

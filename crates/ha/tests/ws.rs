@@ -1,4 +1,5 @@
-//! The websocket client and WsStore against a real Home Assistant 2025.4.4.
+//! The websocket client and WsStore against a real Home Assistant (2025.4.4, or the release
+//! `PWSYNC_TEST_HA` names).
 
 mod common;
 
@@ -58,7 +59,10 @@ async fn get_config_reports_the_configured_time_zone() {
     let config = c.get_config().await.unwrap();
     assert_eq!(config.time_zone, TIME_ZONE);
     assert_eq!(config.state, "RUNNING");
-    assert_eq!(config.version, pwsync_testkit::ha::HA_VERSION);
+    assert_eq!(
+        config.version,
+        pwsync_testkit::ha_chroot::selected().version
+    );
     assert!(config.components.iter().any(|c| c == "recorder"));
     assert_eq!(c.ha_version().await.unwrap(), config.version);
 }
@@ -374,36 +378,41 @@ async fn registry_and_states_parse() {
 }
 
 #[tokio::test]
-async fn ha_2025_4_takes_has_mean_and_rejects_the_2025_11_metadata() {
+async fn each_release_takes_its_metadata_shape_and_refuses_the_other() {
     let Some(ha) = shared_ha() else { return };
     let c = client(ha);
+    let version = c.ha_version().await.unwrap();
+    assert_eq!(version, pwsync_testkit::ha_chroot::selected().version);
     let id = "sensor.pwsync_test_meta_shape";
     let meta = StatMeta::energy_kwh(id, "Shape");
     let row = serde_json::json!([{"start": pwsync_ha::client::iso(hours_ago(30)), "sum": 1.0}]);
-    // What pwsync would send to HA >= 2025.11: HA 2025.4 refuses the extra keys...
-    let new = pwsync_ha::import_metadata(&meta, "2025.11.0");
-    let err = c
-        .call(
+    let import = |metadata: serde_json::Value| {
+        c.call(
             "recorder/import_statistics",
-            serde_json::json!({"metadata": new, "stats": row}),
+            serde_json::json!({"metadata": metadata, "stats": row}),
         )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_format"), "{err}");
-    assert!(err.to_string().contains("extra keys not allowed"), "{err}");
-    // ...and requires has_mean.
-    let mut no_mean = pwsync_ha::import_metadata(&meta, "2025.4.4");
-    no_mean.as_object_mut().unwrap().remove("has_mean");
-    let err = c
-        .call(
-            "recorder/import_statistics",
-            serde_json::json!({"metadata": no_mean, "stats": row}),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_format"), "{err}");
+    };
+    if pwsync_ha::metadata_shape(&version) == pwsync_ha::MetadataShape::MeanType {
+        // HA 2026.11 requires mean_type and unit_class: what pwsync sends to HA < 2025.11 is
+        // refused.
+        let err = import(pwsync_ha::import_metadata(&meta, "2025.4.4"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("invalid_format"), "{err}");
+    } else {
+        // What pwsync would send to HA >= 2025.11: HA 2025.4 refuses the extra keys...
+        let err = import(pwsync_ha::import_metadata(&meta, "2025.11.0"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("invalid_format"), "{err}");
+        assert!(err.to_string().contains("extra keys not allowed"), "{err}");
+        // ...and requires has_mean.
+        let mut no_mean = pwsync_ha::import_metadata(&meta, "2025.4.4");
+        no_mean.as_object_mut().unwrap().remove("has_mean");
+        let err = import(no_mean).await.unwrap_err();
+        assert_eq!(err.code(), Some("invalid_format"), "{err}");
+    }
     // The shape chosen for the connected version is accepted.
-    let version = c.ha_version().await.unwrap();
     c.import_statistics(
         &meta,
         &[StatRow {
@@ -414,7 +423,6 @@ async fn ha_2025_4_takes_has_mean_and_rejects_the_2025_11_metadata() {
     )
     .await
     .unwrap();
-    assert_eq!(version, "2025.4.4");
 }
 
 #[tokio::test]

@@ -89,6 +89,11 @@ pub fn venv_or_skip() -> Option<PathBuf> {
 /// from parallel tests and processes (a file lock beside the venv). Fast once the venv is marked
 /// ready. `Err` says why HA cannot be installed here.
 pub fn ensure_venv() -> Result<PathBuf, Missing> {
+    // PWSYNC_TEST_HA: a release newer than the host's Python runs from a Debian root.
+    let tested = crate::ha_chroot::selected();
+    if tested.chroot_suite.is_some() {
+        return crate::ha_chroot::ensure_root(tested);
+    }
     let venv = venv_dir();
     if venv.join(READY_MARKER).is_file() && venv.join("bin/hass").is_file() {
         return Ok(venv);
@@ -167,7 +172,7 @@ fn install_venv(venv: &Path) -> Result<()> {
 /// The installed `homeassistant` package directory.
 fn ha_package_dir(python: &Path) -> Result<PathBuf> {
     let out = run(
-        Command::new(python).args([
+        venv_python(python, &[]).args([
             "-c",
             "import homeassistant, os; print(os.path.dirname(homeassistant.__file__))",
         ]),
@@ -178,7 +183,7 @@ fn ha_package_dir(python: &Path) -> Result<PathBuf> {
 
 fn pip(python: &Path, args: &[&str]) -> Result<()> {
     run(
-        Command::new(python).arg("-m").arg("pip").args(args),
+        venv_python(python, &[]).arg("-m").arg("pip").args(args),
         &format!("pip {}", args.join(" ")),
     )
     .map(|_| ())
@@ -189,7 +194,7 @@ fn pip(python: &Path, args: &[&str]) -> Result<()> {
 pub fn ensure_python_module(venv: &Path, module: &str, package: &str) -> Result<()> {
     let python = venv.join("bin/python");
     let imports = |python: &Path| {
-        Command::new(python)
+        venv_python(python, &[])
             .args(["-c", &format!("import {module}")])
             .stderr(Stdio::null())
             .status()
@@ -215,6 +220,13 @@ pub fn ensure_python_module(venv: &Path, module: &str, package: &str) -> Result<
             package,
         ],
     )
+}
+
+/// A command running a venv's `bin/python` (given as its host path), on the host or, for a
+/// release in a Debian root, inside it with `dirs` visible (see [`crate::ha_chroot`]).
+fn venv_python(python: &Path, dirs: &[&Path]) -> Command {
+    let venv = python.parent().and_then(Path::parent).unwrap_or(python);
+    crate::ha_chroot::venv_command(venv, "bin/python", dirs)
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
@@ -372,6 +384,11 @@ impl HaInstance {
             config.join("configuration.yaml"),
             configuration_yaml(&opts, port),
         )?;
+        if let (_, Some((name, contents))) =
+            crate::ha_chroot::http_config(crate::ha_chroot::selected(), port)
+        {
+            std::fs::write(config.join(".storage").join(name), contents)?;
+        }
         for (name, contents) in &opts.storage_files {
             std::fs::write(config.join(".storage").join(name), contents)
                 .with_context(|| format!("writing .storage/{name}"))?;
@@ -575,7 +592,7 @@ fn spawn_hass(
     port: u16,
     env: &[(String, String)],
 ) -> Result<ServerProcess> {
-    let mut cmd = Command::new(venv.join("bin/python"));
+    let mut cmd = venv_python(&venv.join("bin/python"), &[dir]);
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     cmd.arg(dir.join("launcher.py"))
         .arg(std::process::id().to_string())
@@ -583,6 +600,7 @@ fn spawn_hass(
         .arg("-c")
         .arg(dir.join("config"));
     let mut process = ServerProcess::spawn("hass", &mut cmd, &dir.join("hass.out"))?;
+    crate::ha_log::watch_until_exit(&dir.join("hass.out"), &[]);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -614,6 +632,8 @@ fn stop_hass(mut process: ServerProcess, dir: &Path) -> Result<Duration> {
             // Reaped: forget the guard so it does not signal the (now free) PID again.
             std::mem::forget(process);
             tracing::info!(secs = t0.elapsed().as_secs_f64(), %status, "Home Assistant stopped");
+            crate::ha_log::unwatch(&dir.join("hass.out"));
+            crate::ha_log::check(&dir.join("hass.out"), &[]).map_err(|m| anyhow!(m))?;
             return Ok(t0.elapsed());
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -634,12 +654,21 @@ impl Drop for HaInstance {
         let tmp = self.tmp.take();
         if let Some(process) = self.process.take() {
             let dir = self.dir.clone();
+            // Checked here, not after the stop below, which a test does not wait for.
+            let log = dir.join("hass.out");
+            crate::ha_log::unwatch(&log);
+            let checked = crate::ha_log::check(&log, &[]);
             std::thread::spawn(move || {
                 if let Err(e) = stop_hass(process, &dir) {
                     tracing::warn!("{e:#}");
                 }
                 drop(tmp);
             });
+            if let Err(m) = checked {
+                if !std::thread::panicking() {
+                    panic!("{m}");
+                }
+            }
         }
     }
 }
@@ -655,10 +684,11 @@ fn configuration_yaml(opts: &HaOptions, port: u16) -> String {
         "homeassistant:\n  name: pwsync-test\n  latitude: 37.77\n  longitude: -122.42\n  \
          elevation: 10\n  unit_system: metric\n  time_zone: \"{tz}\"\n  currency: USD\n  \
          country: US\n\
-         http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
+         {http}\
          recorder:\n  commit_interval: 1\n{db_url}\
          logger:\n  default: warning\n{extra}\n",
         tz = opts.time_zone,
+        http = crate::ha_chroot::http_config(crate::ha_chroot::selected(), port).0,
         extra = opts.extra_config,
     )
 }
@@ -764,10 +794,18 @@ async fn add_mqtt(base: String, token: String, host: String, port: u16) -> Resul
     let flow_id = flow["flow_id"]
         .as_str()
         .with_context(|| format!("mqtt config flow did not start: {flow}"))?;
+    let mut input = json!({"broker": host, "port": port});
+    // Newer releases (2026.11) group TLS and transport in a required `other_settings` section.
+    let fields = flow["data_schema"].as_array().into_iter().flatten();
+    if fields.into_iter().any(|f| f["name"] == "other_settings") {
+        input["protocol"] = json!("5");
+        input["other_settings"] =
+            json!({"set_client_cert": false, "set_ca_cert": "off", "transport": "tcp"});
+    }
     let done: Value = client
         .post(format!("{base}/api/config/config_entries/flow/{flow_id}"))
         .bearer_auth(&token)
-        .json(&json!({"broker": host, "port": port}))
+        .json(&input)
         .send()
         .await?
         .error_for_status()?
@@ -940,8 +978,9 @@ with con:
 con.close()
 print("\n".join("|".join("" if v is None else str(v) for v in r) for r in rows))
 "#;
+    let dir = db.parent().unwrap_or(Path::new("/"));
     let out = run(
-        Command::new(venv.join("bin/python"))
+        venv_python(&venv.join("bin/python"), &[dir])
             .args(["-c", SCRIPT])
             .arg(db)
             .arg(sql),

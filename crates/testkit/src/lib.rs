@@ -5,6 +5,8 @@
 //! into a skip only outside CI (`CI` unset); in CI every server is installed, so nothing skips.
 
 pub mod ha;
+pub mod ha_chroot;
+pub mod ha_log;
 pub mod influxd;
 pub mod mosquitto;
 pub mod process;
