@@ -1,5 +1,5 @@
-//! `pwsync check` and `pwsync repair` end to end against a real Home Assistant (2025.4.4 or `PWSYNC_TEST_HA`) and a
-//! real InfluxDB. HA's statistics are damaged the ways users report (imported through HA, or
+//! `pwsync check` and `pwsync repair` end to end against a real Home Assistant (2025.4.4, or
+//! the release `PWSYNC_TEST_HA` names) and a real InfluxDB. HA's statistics are damaged the ways users report (imported through HA, or
 //! written into its recorder database with HA stopped for what only the database holds), then
 //! `check` must find each damage (and nothing on a clean chain), `repair --dry-run` must change
 //! nothing, `repair` must fix everything, `check` must be clean after, and a second `repair`

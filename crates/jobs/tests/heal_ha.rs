@@ -1,5 +1,6 @@
-//! `heal` (serve's hourly self-healing) against a real Home Assistant (2025.4.4 or `PWSYNC_TEST_HA`) and a real
-//! InfluxDB. pwsync's serve stopped for two hours while HA kept running: HA's compile left the
+//! `heal` (serve's hourly self-healing) against a real Home Assistant (2025.4.4, or the release
+//! `PWSYNC_TEST_HA` names) and a real InfluxDB.
+//! pwsync's serve stopped for two hours while HA kept running: HA's compile left the
 //! outage's energy in the hour after it (the sensor stale: two hours of 0, or unavailable: two
 //! hours without rows). One healing cycle must make those hours match InfluxDB, touch nothing
 //! outside its 48 hours, and a second cycle must write nothing.
