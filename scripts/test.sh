@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast
+# The harness under load (ignored in the run above): 30 servers started at once all answer.
+cargo test -p pwsync-testkit --test stress -- --ignored
 
 # Every end-to-end suite that runs Home Assistant, again against HA 2026.11.0 (a Debian forky
 # root, scripts/ensure-ha-chroot.sh; see crates/testkit/src/ha_chroot.rs). One binary at a time,

@@ -30,7 +30,7 @@ const SUMMER: (&str, u32) = ("2025-06-20", 2);
 /// An empty InfluxDB and a broker, or `None` to skip where they are truly absent.
 fn empty_servers_with_broker() -> Option<(InfluxServer, Mosquitto)> {
     or_skip(Mosquitto::available())?;
-    let influx = influx_or_skip()?;
+    let influx = or_skip(InfluxServer::start())?;
     Some((influx, Mosquitto::start().unwrap()))
 }
 
@@ -442,9 +442,8 @@ async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
     let Some((influx, broker)) = empty_servers_with_broker() else {
         return;
     };
-    if !std::path::Path::new(pwsync_testkit::ha::LIBFAKETIME).is_file() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install faketime");
-        return eprintln!("skipping: apt-get install faketime");
+    if or_skip(pwsync_testkit::ha::libfaketime()).is_none() {
+        return;
     }
     let h1 = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 15 * 60);
     let (hour_p, hour_h) = (h1 - 2 * 3600, h1 - 3600);
@@ -603,4 +602,250 @@ async fn mqtts_trusts_the_configured_ca_and_refuses_another_in_one_line() {
     })
     .await;
     assert!(published, "pwsync published over mqtts: {seen:?}");
+}
+
+/// A site of the seam test: its own InfluxDB database, entity prefix and MQTT client.
+struct Site {
+    name: &'static str,
+    /// Watts of the six fields at a minute, in `Field::ALL` order.
+    power: fn(i64, i64) -> [f64; 6],
+}
+
+/// Every meter moving, each at its own varying rate.
+fn moving(t: i64, _still_from: i64) -> [f64; 6] {
+    let m = (t / 60 % 60) as f64;
+    [
+        1500.0 + 10.0 * m,
+        800.0 + 5.0 * m,
+        400.0 + m,
+        250.0,
+        300.0 + 2.0 * m,
+        200.0,
+    ]
+}
+
+/// Moving history, then every meter still from `still_from` on (a night: no solar, no grid,
+/// battery idle, and here no load either).
+fn still(t: i64, still_from: i64) -> [f64; 6] {
+    if t >= still_from {
+        [0.0; 6]
+    } else {
+        moving(t, still_from)
+    }
+}
+
+/// One-minute points of `site` over `[start, end)` in its database, tagged as
+/// Powerwall-Dashboard tags them (local month and year).
+async fn write_site(
+    c: &pwsync_influx::InfluxClient,
+    site: &Site,
+    start: i64,
+    end: i64,
+    still_from: i64,
+) {
+    let map = pwsync_influx::FieldMap::default();
+    let mut lines = String::new();
+    for t in (start..end).step_by(60) {
+        let local = chrono::TimeZone::timestamp_opt(&tz(), t, 0).unwrap();
+        let w = (site.power)(t, still_from);
+        let fields: Vec<String> = pwsync_energy::Field::ALL
+            .iter()
+            .zip(w)
+            .map(|(f, w)| format!("{}={w}", map.name(*f).as_str()))
+            .collect();
+        lines.push_str(&format!(
+            "http,month={},year={} {},percentage=50 {t}\n",
+            local.format("%b"),
+            local.format("%Y"),
+            fields.join(",")
+        ));
+    }
+    c.write_lines("autogen", lines).await.unwrap();
+}
+
+fn site_env(base: &[(&'static str, String)], site: &Site) -> Vec<(&'static str, String)> {
+    let mut e = base.to_vec();
+    e.push(("PWSYNC_SITE", site.name.to_string()));
+    e.push(("PWSYNC_INFLUXDB__DATABASE", site.name.to_string()));
+    e.push(("PWSYNC_MQTT__CLIENT_ID", format!("pwsync-{}", site.name)));
+    e
+}
+
+/// The seam, as a new user meets it: `backfill --all` up to the last hour HA compiled, then
+/// `serve`, for two sites at once — every meter still since before the last backfilled hour
+/// (the live reading equals the last `state`: the case the 6-decimal reading broke) and every
+/// meter moving. HA's clock (libfaketime) starts seven minutes before the hour boundary H1 so
+/// it compiles the first live hour within minutes. Afterwards none of the twelve meters has a
+/// negative hour or a spike, the first live hour holds InfluxDB's energy, `check` is clean and
+/// `repair` plans nothing, through the websocket and (HA stopped) on the recorder database.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and_repair() {
+    let Some((influx, broker)) = empty_servers_with_broker() else {
+        return;
+    };
+    if !std::path::Path::new(pwsync_testkit::ha::LIBFAKETIME).is_file() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install faketime");
+        return eprintln!("skipping: apt-get install faketime");
+    }
+    let sites = [
+        Site {
+            name: "still",
+            power: still,
+        },
+        Site {
+            name: "moving",
+            power: moving,
+        },
+    ];
+    let h1 = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 15 * 60);
+    let (hour_p, hour_h) = (h1 - 2 * 3600, h1 - 3600);
+    let history = h1 - 86_400;
+    let still_from = hour_p - 1800;
+    let clients: Vec<pwsync_influx::InfluxClient> = sites
+        .iter()
+        .map(|s| {
+            pwsync_influx::InfluxClient::new(pwsync_influx::InfluxConfig {
+                url: influx.url(),
+                database: s.name.to_string(),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    for (c, s) in clients.iter().zip(&sites) {
+        pwsync_influx::sim::create_schema(c).await.unwrap();
+        write_site(c, s, history, hour_h + 60, still_from).await;
+    }
+
+    let offset = (h1 - 420) - chrono::Utc::now().timestamp();
+    let mut ha = HaInstance::start(HaOptions {
+        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
+        clock_offset_secs: Some(offset),
+        ..HaOptions::default().with_time_zone(ZONE)
+    })
+    .unwrap();
+    let mut base = env(&influx, &broker);
+    base.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
+    base.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
+    let mut serves = Vec::new();
+    for (c, s) in clients.iter().zip(&sites) {
+        let e = site_env(&base, s);
+        let backfilled = ok(pwsync(&e, &["backfill", "--all", "--json"]));
+        assert!(
+            backfilled["rows"].as_u64().unwrap() >= 6 * 20,
+            "{backfilled}"
+        );
+        // The live data of hour H up to the sample at H1: serve publishes the meter at H1.
+        write_site(c, s, hour_h + 60, h1 + 60, still_from).await;
+        serves.push(spawn_serve(&e));
+    }
+
+    let hc = ha_client(&ha);
+    let ids: Vec<(usize, pwsync_energy::Field, String)> = sites
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            pwsync_energy::Field::ALL
+                .into_iter()
+                .map(move |f| (i, f, format!("sensor.{}_{}", s.name, f.sensor_key())))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10 * 60);
+    for (_, _, id) in &ids {
+        loop {
+            let rows = ha_rows(&hc, id, hour_p - 3600, h1 + 3600).await;
+            if rows.iter().any(|r| r.start_secs() == hour_h) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "HA did not compile {id}'s hour before {h1}\n{}",
+                ha.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+    for (i, f, id) in &ids {
+        let rows = ha_rows(&hc, id, history - 3600, h1 + 3600).await;
+        let energy = {
+            let c = &clients[*i];
+            let e = c
+                .energy(
+                    &pwsync_influx::FieldMap::default(),
+                    &[*f],
+                    hour_p,
+                    h1,
+                    3600,
+                    300,
+                )
+                .await
+                .unwrap();
+            e[f].buckets
+                .iter()
+                .map(|b| (b.start, b.wh / 1000.0))
+                .collect::<BTreeMap<i64, f64>>()
+        };
+        for w in rows.windows(2) {
+            let change = w[1].sum.unwrap() - w[0].sum.unwrap();
+            assert!(
+                (-1e-6..=30.0).contains(&change),
+                "{id}: {change} kWh in the hour at {}: {:?}",
+                w[1].start_secs(),
+                rows.iter()
+                    .map(|r| (r.start_secs(), r.state, r.sum))
+                    .collect::<Vec<_>>()
+            );
+        }
+        let change = |t: i64| {
+            let k = rows.iter().position(|r| r.start_secs() == t).unwrap();
+            rows[k].sum.unwrap() - rows[k - 1].sum.unwrap()
+        };
+        let h = change(hour_h);
+        eprintln!(
+            "{id}: first live hour {h:.6} kWh, InfluxDB {:.6} kWh",
+            energy[&hour_h]
+        );
+        assert!(
+            (h - energy[&hour_h]).abs() < 0.001,
+            "{id}: the first compiled hour: HA {h} kWh, InfluxDB {} kWh",
+            energy[&hour_h]
+        );
+    }
+    for s in &sites {
+        let e = site_env(&base, s);
+        let o = pwsync(&e, &["check", "--json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}: check: {}{}",
+            s.name,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r = ok(pwsync(&e, &["repair", "--dry-run", "--json"]));
+        assert_eq!(r["rows"], 0, "{}: websocket repair plans {r}", s.name);
+    }
+    for s in &mut serves {
+        stop(s);
+    }
+    ha.stop().unwrap();
+    let db = format!("sqlite:///{}", ha.db_path().display());
+    for s in &sites {
+        let mut e = site_env(&base, s);
+        e.push(("PWSYNC_HOMEASSISTANT__RECORDER_DB", db.clone()));
+        let o = pwsync(&e, &["check", "--json", "--target", "db"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}: check --target db: {}{}",
+            s.name,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r = ok(pwsync(
+            &e,
+            &["repair", "--target", "db", "--dry-run", "--json"],
+        ));
+        assert_eq!(r["rows"], 0, "{}: repair --target db plans {r}", s.name);
+    }
 }

@@ -64,6 +64,9 @@ pub enum ProblemKind {
     Mismatch,
     /// The hour's last 5-minute row does not end on the hourly row's sum.
     OutOfStep,
+    /// The 5-minute rows after the last hourly row (the hour HA compiles next) do not continue
+    /// it: HA's next hourly row would copy their sum, a negative hour or a spike.
+    NextOutOfStep,
     /// The live sensor's reading does not continue the statistic's last `state`.
     Seam,
 }
@@ -87,6 +90,7 @@ impl ProblemKind {
             ProblemKind::Spike { .. } => "spike".into(),
             ProblemKind::Mismatch => "differs from InfluxDB".into(),
             ProblemKind::OutOfStep => "5-minute chain out of step".into(),
+            ProblemKind::NextOutOfStep => "next hour's 5-minute rows out of step".into(),
             ProblemKind::Seam => "seam with live sensor".into(),
         }
     }
@@ -130,6 +134,9 @@ impl Finding {
             ProblemKind::OutOfStep => {
                 "the 5-minute rows were shifted or written apart from the hourly rows: HA's next compile continues from them and moves the difference into a later hour"
             }
+            ProblemKind::NextOutOfStep => {
+                "HA's live compile started a new sum (a new sensor, or history written without 5-minute rows) and the seam guard of `pwsync serve` did not move it: HA's next hourly row would copy it"
+            }
             ProblemKind::Seam if self.expected.is_some_and(|e| self.found < e) => {
                 "the live sensor reads below the statistics' last state: HA's next compile records negative energy or a meter reset"
             }
@@ -158,12 +165,23 @@ pub struct AuditInput<'a> {
     /// The live sensor's current reading (kWh) and how many seconds after the last row's end it
     /// was read, when the entity exists in HA.
     pub live: Option<(f64, i64)>,
+    /// How far the live sensor's reading may lag the meter at an hour boundary, seconds (the
+    /// poll interval plus the time InfluxDB takes to hold a minute). An hour HA compiled from
+    /// the live sensor (it has 5-minute rows) ends on the last reading published before the
+    /// boundary, so it may differ from InfluxDB's exact hour by that much energy at each end:
+    /// the first live hour after backfilled history lacks one poll's energy at its end.
+    pub live_lag_secs: i64,
 }
 
 /// Every problem of one statistic, ascending by hour (5-minute and seam findings after the
 /// hourly ones of the same hour). At most one hourly finding per hour, the most severe.
 pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
     let in_range = |h: i64| h >= input.start && h < input.end;
+    let live_hours: BTreeSet<i64> = input
+        .short_term
+        .iter()
+        .map(|r| crate::floor_hour(r.start))
+        .collect();
     let mut out = Vec::new();
     for c in hourly_changes(input.hourly) {
         if !in_range(c.start) {
@@ -174,7 +192,11 @@ pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
             Some(HourIssue::AcrossHole { .. }) if hole_is_a_source_gap(&c, input) => continue,
             Some(issue) => ProblemKind::from_issue(issue),
             None => match measured.filter(|m| m.complete) {
-                Some(m) if (c.kwh - m.kwh).abs() > input.tolerance.kwh(m.kwh) => {
+                Some(m)
+                    if (c.kwh - m.kwh).abs()
+                        > input.tolerance.kwh(m.kwh)
+                            + live_lag_kwh(c.start, &live_hours, input) =>
+                {
                     ProblemKind::Mismatch
                 }
                 _ => continue,
@@ -197,11 +219,25 @@ pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
             });
         }
     }
+    if let Some(f) = next_out_of_step(input).filter(|f| in_range(f.hour)) {
+        out.push(f);
+    }
     if let Some(f) = seam(input) {
         out.push(f);
     }
     out.sort_by_key(|f| f.hour);
     out
+}
+
+/// The energy a live hour may miss or gain at its two boundaries: `live_lag_secs` at the rate
+/// InfluxDB measured in the hour before (its start) and in the hour itself (its end). 0 for an
+/// hour without 5-minute rows (written, not compiled live).
+fn live_lag_kwh(hour: i64, live_hours: &BTreeSet<i64>, input: &AuditInput<'_>) -> f64 {
+    if !live_hours.contains(&hour) {
+        return 0.0;
+    }
+    let rate = |h: i64| input.measured.get(&h).map_or(0.0, |m| m.kwh.max(0.0));
+    (rate(hour - HOUR) + rate(hour)) * input.live_lag_secs.max(0) as f64 / HOUR as f64
 }
 
 /// HA has no rows where InfluxDB has no data either (backfill writes only hours with data), and
@@ -215,6 +251,27 @@ fn hole_is_a_source_gap(c: &Change, input: &AuditInput<'_>) -> bool {
         .get(&c.start)
         .is_some_and(|m| (c.kwh - m.kwh).abs() <= input.tolerance.kwh(m.kwh));
     unmeasured && matches
+}
+
+/// The first 5-minute row after the last hourly row must be what HA's compile makes from that
+/// hourly row's `state` and `sum` (HA compiled it from the hour's last 5-minute row, which
+/// ends on the hourly row when the chain is in step). Reported on the last hourly row's hour.
+fn next_out_of_step(input: &AuditInput<'_>) -> Option<Finding> {
+    let last = input.hourly.last()?;
+    let (state, sum) = (last.state?, last.sum?);
+    let next = input
+        .short_term
+        .iter()
+        .filter(|r| r.start >= last.start + HOUR)
+        .min_by_key(|r| r.start)?;
+    let expected = crate::live::ha_compile((state, sum), &[next.state?])[0].1;
+    let found = next.sum?;
+    ((found - expected).abs() > SHORT_TERM_TOLERANCE).then_some(Finding {
+        hour: last.start,
+        kind: ProblemKind::NextOutOfStep,
+        found,
+        expected: Some(expected),
+    })
 }
 
 /// The live reading must continue the latest row's `state`: not below it, and not more above it
@@ -302,6 +359,9 @@ pub struct RepairEnergy {
     pub energy: Vec<(i64, f64)>,
     /// Hours whose 5-minute rows are rebuilt (only when `short_term_writable`).
     pub short_term_hours: Vec<i64>,
+    /// The 5-minute rows after the last hourly row are moved onto it (only when
+    /// `short_term_writable`).
+    pub next_hour: bool,
     pub fixes: Vec<HourFix>,
 }
 
@@ -315,6 +375,7 @@ pub fn plan_repair(
 ) -> RepairEnergy {
     let mut energy: BTreeMap<i64, f64> = BTreeMap::new();
     let mut short: BTreeSet<i64> = BTreeSet::new();
+    let mut next_hour = false;
     let mut fixes = Vec::new();
     let from_influx = |h: i64| measured.get(&h).map(|m| m.kwh);
     let set = |h: i64, energy: &mut BTreeMap<i64, f64>, fixes: &mut Vec<HourFix>| {
@@ -353,7 +414,8 @@ pub fn plan_repair(
             ProblemKind::OutOfStep if short_term_writable => {
                 short.insert(f.hour);
             }
-            ProblemKind::OutOfStep => fixes.push(HourFix {
+            ProblemKind::NextOutOfStep if short_term_writable => next_hour = true,
+            ProblemKind::OutOfStep | ProblemKind::NextOutOfStep => fixes.push(HourFix {
                 hour: f.hour,
                 fix: Fix::Kept {
                     reason: KeptReason::NeedsDatabase,
@@ -372,12 +434,13 @@ pub fn plan_repair(
     RepairEnergy {
         energy: energy.into_iter().collect(),
         short_term_hours: short.into_iter().collect(),
+        next_hour,
         fixes,
     }
 }
 
-/// `state` for each hour of `energy` (ascending): the meter continues from the `state` of the
-/// row before it in the repaired chain, so a rewritten stretch ends on the reading HA's live
+/// `state` for each hour of `energy` (ascending), as a meter reading (rounded like the live
+/// sensor's): the meter continues from the `state` of the row before it in the repaired chain, so a rewritten stretch ends on the reading HA's live
 /// compile recorded and the seam with later rows keeps its meter. A row before without a
 /// `state` (or none) starts the meter at that row's `sum` (or 0).
 pub fn anchored_states(existing: &[StatRow], energy: &[(i64, f64)]) -> Vec<f64> {
@@ -398,7 +461,7 @@ pub fn anchored_states(existing: &[StatRow], energy: &[(i64, f64)]) -> Vec<f64> 
                 (Some((_, s)), None) => s,
                 (None, None) => 0.0,
             };
-            let state = base + kwh;
+            let state = crate::meter::meter_reading(base + kwh);
             last_written = Some((h, state));
             state
         })
@@ -450,6 +513,7 @@ mod tests {
             limit_kwh: 30.0,
             tolerance: Tolerance::default(),
             live: None,
+            live_lag_secs: 0,
         }
     }
 
@@ -540,6 +604,34 @@ mod tests {
         let kept = plan_repair(&findings, &m, 30.0, false);
         assert!(kept.short_term_hours.is_empty());
         assert!(matches!(kept.fixes[0].fix, Fix::Kept { .. }));
+    }
+
+    #[test]
+    fn a_live_hour_may_lack_a_poll_of_energy_at_its_end() {
+        // Hour 2 compiled live: its last reading came a poll before the boundary, 19 Wh short
+        // of InfluxDB's 1.2 kWh.
+        let rows = chain(&[0.0, 1.0, 1.181]);
+        let m = measured(&[0.0, 1.0, 1.2]);
+        let short = [StatRow {
+            start: 2 * HOUR + 3300,
+            state: Some(1002.181),
+            sum: Some(2.181),
+        }];
+        let live = |lag| {
+            audit(&AuditInput {
+                short_term: &short,
+                live_lag_secs: lag,
+                ..input(&rows, &m)
+            })
+        };
+        assert_eq!(live(0)[0].kind, ProblemKind::Mismatch);
+        assert!(live(180).is_empty(), "{:?}", live(180));
+        // An hour without 5-minute rows was written, not compiled: no allowance.
+        let written = audit(&AuditInput {
+            live_lag_secs: 180,
+            ..input(&rows, &m)
+        });
+        assert_eq!(written[0].kind, ProblemKind::Mismatch);
     }
 
     #[test]

@@ -119,6 +119,82 @@ pub fn integrate(
     }
 }
 
+/// The last sample before a range and the first one at or after its end, wherever they are:
+/// a range fetched in chunks sees only a little past each chunk's edges, so a gap longer than
+/// that, across a chunk's edge or the range's, shows up in no chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Neighbours {
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+/// Join the integrations of adjacent chunks that partition `[start, end)`, in order, each
+/// integrated with the samples from `gap_limit` before to `gap_limit` after its own range.
+///
+/// Buckets and energy need nothing more (a segment carries energy only if it is at most
+/// `gap_limit` long, so each chunk sees every segment that reaches it). Gaps do: a gap across a
+/// chunk's edge is seen whole by neither chunk, or not at all. So each gap between the last
+/// sample of the chunks so far (or `edges.before`) and the first sample of the next chunk with
+/// data (or `edges.after`) is added, and gaps that meet are joined. The result equals
+/// [`integrate`] over the whole range with every sample, for any chunking.
+pub fn join_chunks(
+    parts: impl IntoIterator<Item = Integration>,
+    start: i64,
+    end: i64,
+    bucket: i64,
+    gap_limit: i64,
+    edges: Neighbours,
+) -> Integration {
+    let mut out = Integration {
+        bucket,
+        ..Default::default()
+    };
+    let mut gaps = Vec::new();
+    let mut last_sample = edges.before;
+    let seam = |last: Option<i64>, next: i64, gaps: &mut Vec<Gap>| {
+        if let Some(a) = last {
+            if next - a > gap_limit {
+                let g = Gap {
+                    start: a.max(start),
+                    end: next.min(end),
+                };
+                if g.start < g.end {
+                    gaps.push(g);
+                }
+            }
+        }
+    };
+    for p in parts {
+        match out.buckets.last_mut() {
+            // A chunk boundary inside a bucket (unaligned start) splits it in two.
+            Some(last) if p.buckets.first().map(|b| b.start) == Some(last.start) => {
+                last.wh += p.buckets[0].wh;
+                last.covered += p.buckets[0].covered;
+                out.buckets.extend_from_slice(&p.buckets[1..]);
+            }
+            _ => out.buckets.extend_from_slice(&p.buckets),
+        }
+        gaps.extend_from_slice(&p.gaps);
+        if let Some(first) = p.first {
+            seam(last_sample, first, &mut gaps);
+        }
+        last_sample = p.last.or(last_sample);
+        out.first = out.first.or(p.first);
+        out.last = p.last.or(out.last);
+    }
+    if let Some(after) = edges.after {
+        seam(last_sample, after, &mut gaps);
+    }
+    gaps.sort_by_key(|g| g.start);
+    for g in gaps {
+        match out.gaps.last_mut() {
+            Some(last) if g.start <= last.end => last.end = last.end.max(g.end),
+            _ => out.gaps.push(g),
+        }
+    }
+    out
+}
+
 /// Consecutive pairs of samples with distinct times; of equal times the later value wins.
 fn dedup_pairs(samples: &[Sample]) -> impl Iterator<Item = (Sample, Sample)> + '_ {
     let mut prev: Option<Sample> = None;

@@ -15,9 +15,9 @@ pub mod stats;
 pub mod teslemetry;
 
 pub use field::Field;
-pub use hourly::{integrate, Bucket, Gap, Integration, Sample};
+pub use hourly::{integrate, join_chunks, Bucket, Gap, Integration, Neighbours, Sample};
 pub use meter::LifetimeMeter;
-pub use splice::{Shift, SpliceInput, SplicePlan};
+pub use splice::{Hole, HoleKept, Shift, SpliceInput, SplicePlan};
 pub use stats::StatRow;
 
 /// Seconds in one hour; HA's long-term statistics period.

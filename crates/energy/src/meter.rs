@@ -109,6 +109,26 @@ impl LifetimeMeter {
     }
 }
 
+/// Decimals of a lifetime meter reading, kWh: 1 mWh.
+pub const READING_DECIMALS: usize = 6;
+/// One step of a reading, kWh: two readings closer than this are the same reading.
+pub const READING_STEP: f64 = 1e-6;
+
+/// The lifetime meter as HA sees it: `kwh` rounded to [`READING_DECIMALS`], exactly the number
+/// HA parses from [`format_reading`]. The `state` written for an hour's end and the value `serve`
+/// publishes both go through it, so a meter idle since the last written hour reads exactly that
+/// hour's `state` (SPEC §6b): HA takes any reading below the previous state of a
+/// `total_increasing` sensor for a decrease.
+pub fn meter_reading(kwh: f64) -> f64 {
+    format_reading(kwh).parse().unwrap_or(kwh)
+}
+
+/// `kwh` as published: [`READING_DECIMALS`] decimals (a string HA parses back to
+/// [`meter_reading`]`(kwh)`).
+pub fn format_reading(kwh: f64) -> String {
+    format!("{kwh:.READING_DECIMALS$}")
+}
+
 /// The lifetime meter at the end of each period of `integ`: `(period start, kWh at its end)`.
 /// `base_kwh` is the meter at the start of the integration's first period (0 when the
 /// integration starts at or before the first data point). These are the `state`s of backfilled
@@ -187,6 +207,23 @@ mod tests {
         m.advance(&s, 300);
         let i = integrate(&s, 0, HOUR, HOUR, 300);
         assert!((m.value_kwh() - i.total_wh() / 1000.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_reading_is_what_ha_parses_from_the_published_text() {
+        for kwh in [
+            462.0808444756,
+            0.0,
+            1e-7,
+            293.9149995,
+            12345.678901234,
+            0.1 + 0.2,
+        ] {
+            let r = meter_reading(kwh);
+            assert_eq!(format_reading(r), format_reading(kwh), "{kwh}");
+            assert_eq!(format_reading(kwh).parse::<f64>().unwrap(), r, "{kwh}");
+            assert!((r - kwh).abs() <= READING_STEP / 2.0 + 1e-12, "{kwh}");
+        }
     }
 
     #[test]

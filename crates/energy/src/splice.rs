@@ -13,7 +13,7 @@
 use crate::stats::StatRow;
 use crate::{floor_hour, FIVE_MIN, HOUR};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Values closer than this (kWh) are equal: such rows and shifts are not written, which makes a
 /// repeated splice an empty plan.
@@ -41,8 +41,60 @@ pub struct SpliceInput<'a> {
     /// `state` for each entry of `energy` (same index): the lifetime meter at the hour's end.
     /// Entries beyond its length (e.g. an empty slice) get the new `sum` as state.
     pub states: &'a [f64],
+    /// Hours of `energy` the source covers only in part (a gap, or the edge of its data).
+    /// Without `overwrite`, a hole is filled only where the source covers it completely.
+    pub incomplete: &'a [i64],
     /// Replace hours that exist. Otherwise they are kept and only missing hours are written.
     pub overwrite: bool,
+}
+
+/// Hours without a row between two rows of the chain, and what a splice did with them.
+///
+/// HA compiles the meter's whole jump since its last reading into the first hour it sees after
+/// an outage, so the row after a hole carries the hole's energy (all of it after an HA outage,
+/// none after an import that skipped hours). The hole and that row are one stretch: filled
+/// together from the source, or left together as HA has them; never the hole alone, which would
+/// count its energy twice.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Hole {
+    /// First hour without a row.
+    pub start: i64,
+    /// Start of the row after the hole: the hole's hours are `[start, row_after)`.
+    pub row_after: i64,
+    /// The row after's change before the splice: HA's energy for the hole and that hour.
+    pub carried_kwh: f64,
+    /// Its change after: the source's energy of its own hour when filled, as before when kept.
+    pub carries_kwh: f64,
+    /// The source's energy written into the hole's hours (0 when kept).
+    pub filled_kwh: f64,
+    /// Why the stretch was left as HA has it; `None` when it was filled.
+    pub kept: Option<HoleKept>,
+}
+
+impl Hole {
+    /// Hours without a row.
+    pub fn hours(&self) -> i64 {
+        (self.row_after - self.start) / HOUR
+    }
+}
+
+/// Why a hole and the row after it were left as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum HoleKept {
+    /// No energy for this hour of the stretch: a gap in the source, the edge of its data, or
+    /// outside the range written.
+    NoData { hour: i64 },
+    /// The source covers this hour of the stretch only in part.
+    Partial { hour: i64 },
+}
+
+impl HoleKept {
+    pub fn hour(&self) -> i64 {
+        match *self {
+            HoleKept::NoData { hour } | HoleKept::Partial { hour } => hour,
+        }
+    }
 }
 
 /// The result of [`splice`]. A store applies `shifts` to the rows that exist, then upserts `rows`.
@@ -58,6 +110,8 @@ pub struct SplicePlan {
     pub kept_existing: usize,
     /// Hours to write that already hold exactly the values they would get.
     pub unchanged: usize,
+    /// Every hole between two rows that the new energy reaches, filled or kept.
+    pub holes: Vec<Hole>,
 }
 
 impl SplicePlan {
@@ -71,7 +125,10 @@ impl SplicePlan {
 /// hour and leave every other row's change as it was (see the module docs).
 ///
 /// The written set is every hour of `energy`, or with `overwrite` off only those without a row
-/// (a row without `sum` counts as missing). Each written row's `sum` continues from the row
+/// (a row without `sum` counts as missing), adjusted for holes (see [`Hole`]): without
+/// `overwrite`, a hole between two rows is filled together with the row after it when `energy`
+/// covers all of those hours completely, and left alone otherwise; with `overwrite`, a hole is
+/// written only if the row after it is. Each written row's `sum` continues from the row
 /// before it in the resulting chain (from 0 if none); after a stretch of written hours, one
 /// shift at the stretch's end moves everything after it, including the 5-minute rows HA writes
 /// past the last hourly row while it compiles the current hour.
@@ -96,6 +153,8 @@ pub fn splice(input: &SpliceInput<'_>) -> SplicePlan {
             write.insert(h, v);
         }
     }
+
+    let holes = settle_holes(input, &existing, &new, &mut write, &mut plan);
 
     let mut starts: Vec<i64> = existing.keys().chain(write.keys()).copied().collect();
     starts.sort_unstable();
@@ -157,7 +216,70 @@ pub fn splice(input: &SpliceInput<'_>) -> SplicePlan {
         }
     }
     plan.written = plan.rows.len();
+    plan.holes = holes;
     plan
+}
+
+/// Decide every hole between two rows with a `sum` that `new` reaches (see [`Hole`]): add the
+/// row after a hole to `write` when the stretch is filled, remove the hole's hours from it when
+/// the stretch is kept.
+fn settle_holes(
+    input: &SpliceInput<'_>,
+    existing: &BTreeMap<i64, StatRow>,
+    new: &BTreeMap<i64, (f64, Option<f64>)>,
+    write: &mut BTreeMap<i64, (f64, Option<f64>)>,
+    plan: &mut SplicePlan,
+) -> Vec<Hole> {
+    let incomplete: BTreeSet<i64> = input.incomplete.iter().copied().collect();
+    let with_sum: Vec<(i64, f64)> = existing
+        .values()
+        .filter_map(|r| r.sum.map(|s| (r.start, s)))
+        .collect();
+    let mut holes = Vec::new();
+    for pair in with_sum.windows(2) {
+        let ((p, p_sum), (r, r_sum)) = (pair[0], pair[1]);
+        let hole = || (p + HOUR..r).step_by(HOUR as usize);
+        if r - p <= HOUR || !hole().any(|h| new.contains_key(&h)) {
+            continue;
+        }
+        let carried_kwh = r_sum - p_sum;
+        let uncovered = |h: i64| match new.get(&h) {
+            None => Some(HoleKept::NoData { hour: h }),
+            Some(_) if incomplete.contains(&h) => Some(HoleKept::Partial { hour: h }),
+            Some(_) => None,
+        };
+        let kept = if input.overwrite {
+            (!write.contains_key(&r)).then_some(HoleKept::NoData { hour: r })
+        } else {
+            hole().chain([r]).find_map(uncovered)
+        };
+        match kept {
+            None if !input.overwrite => {
+                write.insert(r, new[&r]);
+                plan.kept_existing -= 1;
+            }
+            None => {}
+            Some(_) => {
+                for h in hole() {
+                    write.remove(&h);
+                }
+            }
+        }
+        let written = |h: i64| write.get(&h).map_or(0.0, |v| v.0);
+        holes.push(Hole {
+            start: p + HOUR,
+            row_after: r,
+            carried_kwh,
+            carries_kwh: if kept.is_some() {
+                carried_kwh
+            } else {
+                written(r)
+            },
+            filled_kwh: hole().map(written).sum(),
+            kept,
+        });
+    }
+    holes
 }
 
 /// What a store holds after applying `plan` to the hourly rows `existing`: shifts first, then
@@ -280,6 +402,7 @@ mod tests {
             existing: &existing,
             energy: &energy,
             states: &[],
+            incomplete: &[],
             overwrite: true,
         });
         assert_eq!(plan.written, 2);
@@ -296,6 +419,7 @@ mod tests {
             existing: &after,
             energy: &energy,
             states: &[],
+            incomplete: &[],
             overwrite: true,
         });
         assert!(again.is_empty(), "{again:?}");
@@ -303,30 +427,90 @@ mod tests {
     }
 
     #[test]
-    fn filling_a_hole_without_overwrite_keeps_existing_hours() {
-        let existing = vec![row(0, 10.0), row(1, 11.0), row(4, 14.5)];
+    fn filling_a_hole_rewrites_the_row_after_it_and_keeps_the_others() {
+        // Hours 2 and 3 are missing; row 4 carries their energy and its own (3.5 kWh).
+        let existing = vec![row(0, 10.0), row(1, 11.0), row(4, 14.5), row(5, 15.5)];
         let energy: Vec<(i64, f64)> = (0..5).map(|h| (h * HOUR, 1.0)).collect();
         let states: Vec<f64> = (0..5).map(|h| 100.0 + h as f64).collect();
         let plan = splice(&SpliceInput {
             existing: &existing,
             energy: &energy,
             states: &states,
+            incomplete: &[],
             overwrite: false,
         });
-        assert_eq!((plan.written, plan.kept_existing), (2, 3));
+        assert_eq!((plan.written, plan.kept_existing), (3, 2));
         let after = apply_plan(&existing, &plan);
-        // Hour 4 kept its change of 3.5 over hour 1, now counted from hour 3.
+        // The stretch 2..=4 holds InfluxDB's 3 kWh; hour 5 keeps its own 1 kWh.
         assert_eq!(
             sums(&after),
-            vec![(0, 10.0), (1, 11.0), (2, 12.0), (3, 13.0), (4, 16.5)]
+            vec![
+                (0, 10.0),
+                (1, 11.0),
+                (2, 12.0),
+                (3, 13.0),
+                (4, 14.0),
+                (5, 15.0)
+            ]
         );
-        assert_eq!(after[2].state, Some(102.0));
+        assert_eq!(after[4].state, Some(104.0));
         assert_eq!(
-            plan.shifts,
-            vec![Shift {
-                from: 4 * HOUR,
-                delta: 2.0
+            plan.holes,
+            vec![Hole {
+                start: 2 * HOUR,
+                row_after: 4 * HOUR,
+                carried_kwh: 3.5,
+                carries_kwh: 1.0,
+                filled_kwh: 2.0,
+                kept: None,
             }]
+        );
+        let again = splice(&SpliceInput {
+            existing: &after,
+            energy: &energy,
+            states: &states,
+            incomplete: &[],
+            overwrite: false,
+        });
+        assert!(again.is_empty() && again.holes.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn a_hole_the_source_covers_only_in_part_is_left_with_its_row_after() {
+        let existing = vec![row(0, 10.0), row(1, 11.0), row(4, 14.5)];
+        let energy: Vec<(i64, f64)> = (0..5).map(|h| (h * HOUR, 1.0)).collect();
+        for (incomplete, energy, why) in [
+            (
+                vec![3 * HOUR],
+                &energy[..],
+                HoleKept::Partial { hour: 3 * HOUR },
+            ),
+            (vec![], &energy[..4], HoleKept::NoData { hour: 4 * HOUR }),
+        ] {
+            let plan = splice(&SpliceInput {
+                existing: &existing,
+                energy,
+                states: &[],
+                incomplete: &incomplete,
+                overwrite: false,
+            });
+            assert!(plan.is_empty(), "{plan:?}");
+            assert_eq!(plan.holes.len(), 1);
+            assert_eq!(plan.holes[0].kept, Some(why));
+            assert_eq!(plan.holes[0].carries_kwh, 3.5);
+        }
+        // With overwrite, a hole is written only together with the row after it.
+        let plan = splice(&SpliceInput {
+            existing: &existing,
+            energy: &energy[..4],
+            states: &[],
+            incomplete: &[],
+            overwrite: true,
+        });
+        assert_eq!(sums(&plan.rows), vec![(0, 1.0), (1, 2.0)]);
+        assert_eq!(
+            plan.holes[0].kept,
+            Some(HoleKept::NoData { hour: 4 * HOUR })
         );
     }
 
@@ -339,6 +523,7 @@ mod tests {
             existing: &existing,
             energy: &energy,
             states: &[],
+            incomplete: &[],
             overwrite: false,
         });
         assert_eq!(
@@ -362,6 +547,7 @@ mod tests {
             existing: &existing,
             energy: &[(2 * HOUR, 3.0)],
             states: &[50.0],
+            incomplete: &[],
             overwrite: true,
         });
         // The 5-minute rows of hour 3 (not compiled yet) continued from 2.0; now from 4.0.
@@ -417,6 +603,7 @@ mod tests {
             existing: &existing,
             energy: &energy,
             states: &[],
+            incomplete: &[],
             overwrite: true,
         });
         let rows = splice_short_term(&short, &existing, &plan);
@@ -432,6 +619,7 @@ mod tests {
             existing: &[],
             energy: &energy,
             states: &[1.0],
+            incomplete: &[],
             overwrite: false,
         });
         assert_eq!(sums(&plan.rows), vec![(5, 1.0), (7, 3.0)]);

@@ -77,6 +77,20 @@ pub fn hourly_changes(rows: &[StatRow]) -> Vec<Change> {
     out
 }
 
+/// [`hourly_changes`] with HA's convention for where a statistic begins: the first row's change
+/// is its `sum`, taken against a virtual row with sum 0 the hour before (what HA's `change`
+/// reports for that row, and what its Energy dashboard shows). For totals, not for auditing.
+pub fn hourly_changes_from_zero(rows: &[StatRow]) -> Vec<Change> {
+    let first = rows.iter().find_map(|r| {
+        r.sum.map(|sum| Change {
+            start: r.start,
+            prev_start: r.start - HOUR,
+            kwh: sum,
+        })
+    });
+    first.into_iter().chain(hourly_changes(rows)).collect()
+}
+
 /// What is wrong with one hour's change, for `check` and the migration's rejected hours.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -220,6 +234,16 @@ mod tests {
                 None,
             ]
         );
+    }
+
+    #[test]
+    fn from_zero_the_first_row_changes_by_its_sum() {
+        let rows = [row(3, None), row(4, Some(2.5)), row(5, Some(3.0))];
+        let c = hourly_changes_from_zero(&rows);
+        let kwh: Vec<(i64, f64)> = c.iter().map(|c| (c.start / HOUR, c.kwh)).collect();
+        assert_eq!(kwh, vec![(4, 2.5), (5, 0.5)]);
+        assert_eq!(c[0].missing_hours(), 0);
+        assert!(hourly_changes_from_zero(&[]).is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use common::{close, series};
 use proptest::prelude::*;
 use pwsync_energy::local::{group_by_local_day, local_day_range};
-use pwsync_energy::{integrate, Sample, HOUR};
+use pwsync_energy::{integrate, join_chunks, Integration, Neighbours, Sample, HOUR};
 
 /// One bucket spanning every test time: the integral over the whole range.
 const WHOLE: i64 = 1 << 40;
@@ -150,5 +150,75 @@ proptest! {
         prop_assert!(days[0].complete);
         prop_assert_eq!(days[0].hours as usize, hours);
         prop_assert!(close(days[0].wh, watts * hours as f64, 1e-12));
+    }
+}
+
+/// Chunk boundaries inside `(a, b)`: some anywhere, some in the middle of a step longer than the
+/// gap limit (a gap across the boundary), some on a sample.
+fn cuts(s: &[Sample], a: i64, b: i64, gap: i64, picks: &[(u8, f64)]) -> Vec<i64> {
+    let long: Vec<(i64, i64)> = s
+        .windows(2)
+        .filter(|w| w[1].t - w[0].t > gap)
+        .map(|w| (w[0].t, w[1].t))
+        .collect();
+    let mut out: Vec<i64> = picks
+        .iter()
+        .map(|&(kind, x)| match kind {
+            0 if !long.is_empty() => {
+                let (l, r) = long[(x * long.len() as f64) as usize % long.len()];
+                l + ((r - l) as f64 * x.fract().max(0.01)) as i64
+            }
+            1 => s[(x * s.len() as f64) as usize % s.len()].t,
+            _ => a + ((b - a) as f64 * x) as i64,
+        })
+        .filter(|&c| c > a && c < b)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// What `InfluxClient::energy` does: each chunk reads `gap` seconds past its edges, the points
+    /// just outside the range are looked up, and `join_chunks` puts the parts together.
+    #[test]
+    fn gaps_and_energy_do_not_depend_on_chunking(
+        s in series(150),
+        gap in prop_oneof![Just(300i64), 60i64..3600],
+        edges in (0.0f64..1.0, 0.0f64..1.0),
+        picks in prop::collection::vec((0u8..3, 0.0f64..1.0), 0..12),
+    ) {
+        let (t0, t1) = (s[0].t, s.last().unwrap().t + 1);
+        let span = (t1 - t0) as f64;
+        // The range may start or end inside a gap, or outside the data.
+        let a = t0 - 3600 + ((span + 3600.0) * edges.0 * 0.5) as i64;
+        let b = (a + 1).max(t1 + 3600 - ((span + 3600.0) * edges.1 * 0.5) as i64);
+        let mut bounds = vec![a];
+        bounds.extend(cuts(&s, a, b, gap, &picks));
+        bounds.push(b);
+        let parts: Vec<Integration> = bounds
+            .windows(2)
+            .map(|c| {
+                let window: Vec<Sample> =
+                    s.iter().filter(|x| x.t >= c[0] - gap && x.t < c[1] + gap).copied().collect();
+                integrate(&window, c[0], c[1], HOUR, gap)
+            })
+            .collect();
+        let edges = Neighbours {
+            before: s.iter().rev().map(|x| x.t).find(|&t| t < a),
+            after: s.iter().map(|x| x.t).find(|&t| t >= b),
+        };
+        let joined = join_chunks(parts, a, b, HOUR, gap, edges);
+        let whole = integrate(&s, a, b, HOUR, gap);
+        prop_assert_eq!(&joined.gaps, &whole.gaps, "chunks at {:?}", bounds);
+        prop_assert_eq!(joined.buckets.len(), whole.buckets.len());
+        for (j, w) in joined.buckets.iter().zip(&whole.buckets) {
+            prop_assert_eq!(j.start, w.start);
+            prop_assert_eq!(j.covered, w.covered);
+            prop_assert!(close(j.wh, w.wh, 1e-9), "bucket {}: {} vs {}", j.start, j.wh, w.wh);
+        }
+        prop_assert_eq!((joined.first, joined.last), (whole.first, whole.last));
     }
 }

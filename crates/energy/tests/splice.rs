@@ -56,20 +56,27 @@ fn chain() -> impl Strategy<Value = Vec<StatRow>> {
         })
 }
 
-/// New energy for any set of hours around the chain, states for some of them, and the flag.
-fn new_energy() -> impl Strategy<Value = (Vec<(i64, f64)>, Vec<f64>, bool)> {
+/// New energy for any set of hours around the chain, states for some of them, the hours the
+/// source covers only in part, and the flag.
+#[allow(clippy::type_complexity)]
+fn new_energy() -> impl Strategy<Value = (Vec<(i64, f64)>, Vec<f64>, Vec<i64>, bool)> {
     (
         prop::collection::vec(
-            (-3i64..43, prop_oneof![4 => 0.0f64..5.0, 1 => Just(0.0)]),
+            (
+                -3i64..43,
+                prop_oneof![4 => 0.0f64..5.0, 1 => Just(0.0)],
+                prop::bool::weighted(0.1),
+            ),
             0..30,
         ),
         prop::collection::vec(0.0f64..1e5, 0..30),
         any::<bool>(),
     )
         .prop_map(|(e, mut states, overwrite)| {
-            let energy: Vec<(i64, f64)> = e.into_iter().map(|(h, k)| (T0 + h * HOUR, k)).collect();
+            let energy: Vec<(i64, f64)> = e.iter().map(|&(h, k, _)| (T0 + h * HOUR, k)).collect();
+            let incomplete = e.iter().filter(|x| x.2).map(|x| T0 + x.0 * HOUR).collect();
             states.truncate(energy.len());
-            (energy, states, overwrite)
+            (energy, states, incomplete, overwrite)
         })
 }
 
@@ -81,30 +88,64 @@ fn sum_before(rows: &[StatRow], t: i64) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The hours the spec says are written, with their energy and state (last entry wins).
+/// The hours the spec says are written, with their energy and state (last entry wins): with
+/// overwrite every new hour, otherwise those without a row; a hole between two rows only together
+/// with the row after it (without overwrite, when every hour of that stretch is new and complete).
 fn written_set(
     existing: &[StatRow],
     energy: &[(i64, f64)],
     states: &[f64],
+    incomplete: &[i64],
     overwrite: bool,
 ) -> BTreeMap<i64, (f64, Option<f64>)> {
     let mut new = BTreeMap::new();
     for (i, &(h, k)) in energy.iter().enumerate() {
         new.insert(h, (k, states.get(i).copied()));
     }
-    new.into_iter()
-        .filter(|(h, _)| overwrite || !existing.iter().any(|r| r.start == *h && r.sum.is_some()))
-        .collect()
+    let rows: BTreeSet<i64> = existing
+        .iter()
+        .filter(|r| r.sum.is_some())
+        .map(|r| r.start)
+        .collect();
+    let mut w: BTreeMap<i64, (f64, Option<f64>)> = new
+        .iter()
+        .filter(|(h, _)| overwrite || !rows.contains(h))
+        .map(|(h, v)| (*h, *v))
+        .collect();
+    let rows: Vec<i64> = rows.into_iter().collect();
+    for pair in rows.windows(2) {
+        let (p, r) = (pair[0], pair[1]);
+        let hole: Vec<i64> = (p + HOUR..r).step_by(HOUR as usize).collect();
+        if !hole.iter().any(|h| new.contains_key(h)) {
+            continue;
+        }
+        let fill = if overwrite {
+            w.contains_key(&r)
+        } else {
+            hole.iter()
+                .chain([&r])
+                .all(|h| new.contains_key(h) && !incomplete.contains(h))
+        };
+        if fill {
+            w.insert(r, new[&r]);
+        } else {
+            for h in &hole {
+                w.remove(h);
+            }
+        }
+    }
+    w
 }
 
 fn check_plan(
     existing: &[StatRow],
     energy: &[(i64, f64)],
     states: &[f64],
+    incomplete: &[i64],
     overwrite: bool,
     plan: &SplicePlan,
 ) -> Result<Vec<StatRow>, TestCaseError> {
-    let w = written_set(existing, energy, states, overwrite);
+    let w = written_set(existing, energy, states, incomplete, overwrite);
     let distinct: BTreeSet<i64> = energy.iter().map(|e| e.0).collect();
     let after = apply_plan(existing, plan);
     let at = |t: i64| after.iter().find(|r| r.start == t).copied();
@@ -112,7 +153,13 @@ fn check_plan(
     // Counts.
     prop_assert_eq!(plan.written, plan.rows.len());
     prop_assert_eq!(plan.written + plan.unchanged, w.len());
-    prop_assert_eq!(plan.kept_existing, distinct.len() - w.len());
+    let kept = distinct
+        .iter()
+        .filter(|h| {
+            !w.contains_key(h) && existing.iter().any(|r| r.start == **h && r.sum.is_some())
+        })
+        .count();
+    prop_assert_eq!(plan.kept_existing, kept);
 
     // No row invented or lost: existing hours plus written hours.
     let want: BTreeSet<i64> = existing
@@ -219,15 +266,21 @@ proptest! {
     #[test]
     fn splice_writes_new_energy_and_keeps_every_other_change(
         existing in chain(),
-        (energy, states, overwrite) in new_energy(),
+        (energy, states, incomplete, overwrite) in new_energy(),
     ) {
-        let input = SpliceInput { existing: &existing, energy: &energy, states: &states, overwrite };
+        let input = SpliceInput { existing: &existing, energy: &energy, states: &states, incomplete: &incomplete, overwrite };
         let plan = splice(&input);
-        let after = check_plan(&existing, &energy, &states, overwrite, &plan)?;
+        let after = check_plan(&existing, &energy, &states, &incomplete, overwrite, &plan)?;
 
-        // Rows after the last new hour may be left out: the plan does the same to them.
+        // Rows after the last new hour may be left out, but for the first one with a sum (it
+        // may close a hole): the plan does the same to them.
         if let Some(last) = energy.iter().map(|e| e.0).max() {
-            let head: Vec<StatRow> = existing.iter().filter(|r| r.start <= last).copied().collect();
+            let next = existing.iter().find(|r| r.start > last && r.sum.is_some()).map(|r| r.start);
+            let head: Vec<StatRow> = existing
+                .iter()
+                .filter(|r| r.start <= last || Some(r.start) == next)
+                .copied()
+                .collect();
             let partial = splice(&SpliceInput { existing: &head, ..input });
             let via_head = apply_plan(&existing, &partial);
             prop_assert_eq!(via_head.len(), after.len());
@@ -267,8 +320,8 @@ proptest! {
             r.sum = r.sum.map(|s| s + spike);
         }
         let energy: Vec<(i64, f64)> = (a..b).map(|i| (T0 + i as i64 * HOUR, new[i - a])).collect();
-        let plan = splice(&SpliceInput { existing: &existing, energy: &energy, states: &[], overwrite: true });
-        check_plan(&existing, &energy, &[], true, &plan)?;
+        let plan = splice(&SpliceInput { existing: &existing, energy: &energy, states: &[], incomplete: &[], overwrite: true });
+        check_plan(&existing, &energy, &[], &[], true, &plan)?;
         prop_assert!(plan.shifts.len() <= 1);
         if let Some(s) = plan.shifts.first() {
             prop_assert_eq!(s.from, T0 + b as i64 * HOUR);
@@ -280,7 +333,7 @@ proptest! {
         changes in prop::collection::vec(0.0f64..5.0, 1..30),
         base in 0.0f64..1000.0,
         drop in prop::collection::vec(prop::bool::weighted(0.15), 12 * 31),
-        (energy, states, overwrite) in new_energy(),
+        (energy, states, incomplete, overwrite) in new_energy(),
     ) {
         // A healthy chain whose 5-minute rows (for every hour plus the hour HA is compiling)
         // end each hour on the hourly row's values.
@@ -304,7 +357,7 @@ proptest! {
         }
         let energy: Vec<(i64, f64)> = energy.into_iter().filter(|e| e.0 < T0 + n as i64 * HOUR).collect();
         let states = &states[..states.len().min(energy.len())];
-        let plan = splice(&SpliceInput { existing: &hourly, energy: &energy, states, overwrite });
+        let plan = splice(&SpliceInput { existing: &hourly, energy: &energy, states, incomplete: &incomplete, overwrite });
         let rows = splice_short_term(&short, &hourly, &plan);
         let after_h = apply_plan(&hourly, &plan);
         let after_s = apply_short_term(&short, &plan.shifts, &rows);

@@ -432,6 +432,24 @@ impl HaClient {
         .map(drop)
     }
 
+    /// `energy/get_prefs`: the Energy dashboard's preferences as HA keeps them, `None` when HA
+    /// has none yet (nobody opened the Energy settings).
+    pub async fn energy_get_prefs(&self) -> Result<Option<Value>, HaError> {
+        match self.call("energy/get_prefs", Value::Null).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code() == Some("not_found") => Ok(None),
+            Err(e) => Err(energy_error(e)),
+        }
+    }
+
+    /// `energy/save_prefs` with the top-level keys of `prefs` (HA replaces each key given and
+    /// keeps the others). HA writes `.storage/energy` up to a minute later, or when it stops.
+    pub async fn energy_save_prefs(&self, prefs: &Map<String, Value>) -> Result<Value, HaError> {
+        self.call("energy/save_prefs", Value::Object(prefs.clone()))
+            .await
+            .map_err(energy_error)
+    }
+
     /// `recorder/clear_statistics`: delete the statistics (metadata and rows) of `ids`.
     pub async fn clear_statistics(&self, ids: &[String]) -> Result<(), HaError> {
         self.call("recorder/clear_statistics", json!({ "statistic_ids": ids }))
@@ -451,7 +469,21 @@ fn is_read_only(command: &str) -> bool {
             | "recorder/list_statistic_ids"
             | "recorder/get_statistics_metadata"
             | "recorder/statistics_during_period"
+            | "energy/get_prefs"
     )
+}
+
+/// An HA without the energy integration (no `default_config:` and no `energy:`) does not know
+/// its commands: say that, not the recorder hint of [`HaError::UnknownCommand`].
+fn energy_error(e: HaError) -> HaError {
+    match e {
+        HaError::UnknownCommand { command, .. } => HaError::Command {
+            command,
+            code: "unknown_command".into(),
+            message: "HA's energy integration is not loaded: add `energy:` (or `default_config:`) to configuration.yaml and restart HA".into(),
+        },
+        other => other,
+    }
 }
 
 /// Epoch seconds as the tz-aware ISO 8601 string HA parses ("2024-03-10T09:00:00+00:00").

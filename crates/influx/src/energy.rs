@@ -5,7 +5,7 @@
 use crate::client::{Cell, InfluxClient, InfluxError};
 use crate::Ident;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use pwsync_energy::{integrate, Field, Gap, Integration, Sample};
+use pwsync_energy::{integrate, join_chunks, Field, Integration, Neighbours, Sample};
 use std::collections::BTreeMap;
 
 /// InfluxDB field name of each pwsync field.
@@ -43,6 +43,9 @@ impl FieldMap {
 /// Fetch chunk length: bounded memory per request, and ~2 requests in flight.
 const CHUNK: i64 = 14 * 86_400;
 const IN_FLIGHT: usize = 2;
+
+/// Far beyond any clock error (2100-01-01), below InfluxDB's largest time.
+const FAR_FUTURE: i64 = 4_102_444_800;
 
 impl InfluxClient {
     fn source_path(&self) -> String {
@@ -122,6 +125,32 @@ impl InfluxClient {
             .min())
     }
 
+    /// Points of `fields` stamped after `now` (a gateway or simulator with a clock ahead):
+    /// how many rows hold one, and the latest time, or `None` when there are none. Every read
+    /// that computes energy ignores them.
+    pub async fn future_points(
+        &self,
+        map: &FieldMap,
+        fields: &[Field],
+        now: i64,
+    ) -> Result<Option<(u64, i64)>, InfluxError> {
+        let cols: Vec<String> = fields.iter().map(|f| map.name(*f).to_string()).collect();
+        let q = format!(
+            // InfluxDB 1.x bounds a query with only a lower time bound at its own now().
+            "SELECT {} FROM {} WHERE time > {now}s AND time < {FAR_FUTURE}s",
+            cols.join(","),
+            self.source_path()
+        );
+        let r = self.query_as::<Option<f64>>(&q).await?;
+        let times: Vec<i64> = r
+            .into_iter()
+            .flat_map(|s| s.series)
+            .flat_map(|s| s.values)
+            .filter_map(|row| row.first().copied().flatten().map(|t| t as i64))
+            .collect();
+        Ok(times.iter().max().map(|&t| (times.len() as u64, t)))
+    }
+
     /// Latest point of any of `fields`, epoch seconds.
     pub async fn last_timestamp(
         &self,
@@ -135,7 +164,9 @@ impl InfluxClient {
             .max())
     }
 
-    /// Raw samples of `fields` with `start <= t < end`, one vector per field (nulls skipped).
+    /// Raw samples of `fields` with `start <= t < end` and never after now (a point stamped
+    /// in the future, from a gateway whose clock is ahead, must not move any meter ahead), one
+    /// vector per field (nulls skipped).
     pub async fn samples(
         &self,
         map: &FieldMap,
@@ -143,6 +174,10 @@ impl InfluxClient {
         start: i64,
         end: i64,
     ) -> Result<Vec<Vec<Sample>>, InfluxError> {
+        let end = end.min(crate::now() + 1);
+        if end <= start {
+            return Ok(vec![Vec::new(); fields.len()]);
+        }
         let cols: Vec<String> = fields.iter().map(|f| map.name(*f).to_string()).collect();
         let q = format!(
             "SELECT {} FROM {} WHERE time >= {start}s AND time < {end}s",
@@ -168,9 +203,48 @@ impl InfluxClient {
         Ok(out)
     }
 
+    /// Per field, the last point before `start` and the first at or after `end`: the ends of
+    /// gaps that reach past the range (one request).
+    async fn neighbours(
+        &self,
+        map: &FieldMap,
+        fields: &[Field],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Neighbours>, InfluxError> {
+        let q: Vec<String> = fields
+            .iter()
+            .flat_map(|f| {
+                let (name, src) = (map.name(*f), self.source_path());
+                [
+                    format!("SELECT last({name}) FROM {src} WHERE time < {start}s"),
+                    format!("SELECT first({name}) FROM {src} WHERE time >= {end}s"),
+                ]
+            })
+            .collect();
+        let r = self.query_as::<Cell>(&q.join("; ")).await?;
+        let time = |i: usize| {
+            r.get(i)
+                .into_iter()
+                .flat_map(|s| &s.series)
+                .flat_map(|s| &s.values)
+                .find_map(|row| match row.first() {
+                    Some(Cell::Num(t)) => Some(*t as i64),
+                    _ => None,
+                })
+        };
+        Ok((0..fields.len())
+            .map(|i| Neighbours {
+                before: time(2 * i),
+                after: time(2 * i + 1),
+            })
+            .collect())
+    }
+
     /// Energy per `bucket` over `[start, end)` for each field, with the gap policy of
     /// `pwsync_energy::integrate`. Fetched in chunks; each chunk also reads `gap_limit` seconds
-    /// either side, so chunking does not change the result.
+    /// either side, and the points just outside the range are looked up, so neither energy nor
+    /// gaps depend on the chunking.
     pub async fn energy(
         &self,
         map: &FieldMap,
@@ -180,7 +254,25 @@ impl InfluxClient {
         bucket: i64,
         gap_limit: i64,
     ) -> Result<BTreeMap<Field, Integration>, InfluxError> {
-        let chunk = (CHUNK / bucket).max(1) * bucket;
+        self.energy_chunked(map, fields, start, end, bucket, gap_limit, CHUNK)
+            .await
+    }
+
+    /// [`InfluxClient::energy`] fetched in chunks of about `chunk` seconds (a multiple of
+    /// `bucket`): a test hook to show that results do not depend on it.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn energy_chunked(
+        &self,
+        map: &FieldMap,
+        fields: &[Field],
+        start: i64,
+        end: i64,
+        bucket: i64,
+        gap_limit: i64,
+        chunk: i64,
+    ) -> Result<BTreeMap<Field, Integration>, InfluxError> {
+        let chunk = (chunk / bucket).max(1) * bucket;
         let mut bounds = Vec::new();
         let mut c0 = start;
         while c0 < end {
@@ -188,6 +280,7 @@ impl InfluxClient {
             bounds.push((c0, c1));
             c0 = c1;
         }
+        let edges = self.neighbours(map, fields, start, end).await?;
         let parts: Vec<Vec<Integration>> = stream::iter(bounds)
             .map(|(c0, c1)| async move {
                 let s = self
@@ -204,37 +297,10 @@ impl InfluxClient {
             .await?;
         let mut out = BTreeMap::new();
         for (i, f) in fields.iter().enumerate() {
-            let merged = merge(parts.iter().map(|p| &p[i]), bucket);
-            out.insert(*f, merged);
+            let chunks = parts.iter().map(|p| p[i].clone());
+            let joined = join_chunks(chunks, start, end, bucket, gap_limit, edges[i]);
+            out.insert(*f, joined);
         }
         Ok(out)
     }
-}
-
-/// Concatenate integrations of adjacent ranges, joining gaps that meet at a seam.
-fn merge<'a>(parts: impl Iterator<Item = &'a Integration>, bucket: i64) -> Integration {
-    let mut out = Integration {
-        bucket,
-        ..Default::default()
-    };
-    for p in parts {
-        match out.buckets.last_mut() {
-            // A chunk boundary inside a bucket (unaligned start) splits it in two.
-            Some(last) if p.buckets.first().map(|b| b.start) == Some(last.start) => {
-                last.wh += p.buckets[0].wh;
-                last.covered += p.buckets[0].covered;
-                out.buckets.extend_from_slice(&p.buckets[1..]);
-            }
-            _ => out.buckets.extend_from_slice(&p.buckets),
-        }
-        for g in &p.gaps {
-            match out.gaps.last_mut() {
-                Some(last) if last.end == g.start => last.end = g.end,
-                _ => out.gaps.push(Gap { ..*g }),
-            }
-        }
-        out.first = out.first.or(p.first);
-        out.last = p.last.or(out.last);
-    }
-    out
 }

@@ -1,5 +1,5 @@
 //! What the live sensors need from InfluxDB each poll, in one request of three statements:
-//! the power samples since an instant (no upper bound: whatever the gateway wrote), the battery
+//! the power samples since an instant up to now (never a point stamped later), the battery
 //! level with them, and the latest backup reserve and grid status.
 
 use crate::{FieldMap, InfluxClient, InfluxError};
@@ -35,11 +35,13 @@ impl InfluxClient {
             .iter()
             .map(|f| map.name(*f).to_string())
             .collect();
-        let status_since = since.min(chrono_now() - STATUS_LOOKBACK);
+        // Nothing after now: a gateway with a clock ahead must not move the meters ahead.
+        let now = crate::now();
+        let status_since = since.min(now - STATUS_LOOKBACK);
         let q = format!(
-            "SELECT {},\"percentage\" FROM {}.{}.{} WHERE time >= {since}s; \
-             SELECT last(\"backup_reserve_percent\") FROM {}.\"pod\".\"http\" WHERE time >= {status_since}s; \
-             SELECT last(\"grid_status\") FROM {}.\"grid\".\"http\" WHERE time >= {status_since}s",
+            "SELECT {},\"percentage\" FROM {}.{}.{} WHERE time >= {since}s AND time <= {now}s; \
+             SELECT last(\"backup_reserve_percent\") FROM {}.\"pod\".\"http\" WHERE time >= {status_since}s AND time <= {now}s; \
+             SELECT last(\"grid_status\") FROM {}.\"grid\".\"http\" WHERE time >= {status_since}s AND time <= {now}s",
             cols.join(","),
             self.db,
             self.rp,
@@ -82,11 +84,4 @@ impl InfluxClient {
         w.grid_status = last_value(statements.next()).map(|v| v.round() as i64);
         Ok(w)
     }
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

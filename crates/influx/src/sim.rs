@@ -265,14 +265,17 @@ fn tags(tz: Tz, t: i64) -> String {
     format!("month={},year={}", MONTHS[d.month0() as usize], d.year())
 }
 
-/// Write the simulation's minutes in `[start, end)` (autogen.http, pod.http every 5 minutes,
-/// grid.http every minute), in batches. Returns the number of `autogen.http` rows.
+/// Write the simulation's minutes in `[start, end)` but never after now (a Powerwall-Dashboard
+/// has no data from the future; [`written_until`] says where it stops), in batches:
+/// autogen.http, pod.http every 5 minutes, grid.http every minute. Returns the number of
+/// `autogen.http` rows.
 pub async fn write(
     client: &InfluxClient,
     sim: &mut Simulator,
     start: i64,
     end: i64,
 ) -> Result<usize, InfluxError> {
+    let end = written_until(end);
     const BATCH: usize = 10_000;
     let tz = sim.tz;
     let (mut http, mut pod, mut grid) = (String::new(), String::new(), String::new());
@@ -303,6 +306,11 @@ pub async fn write(
     }
     flush(client, &mut http, &mut pod, &mut grid).await?;
     Ok(n)
+}
+
+/// Where [`write`] of a range ending at `end` stops: `end`, or just after the current minute.
+pub fn written_until(end: i64) -> i64 {
+    end.min(crate::now() + 1)
 }
 
 async fn flush(

@@ -1,9 +1,9 @@
-//! [`InfluxSource`]: the InfluxDB as the jobs' [`EnergySource`] — client, field names, gap policy.
+//! [`InfluxSource`]: the InfluxDB as the jobs' [`EnergySource`] (the port in `pwsync-store`) — client, field names, gap policy.
 
 use crate::{FieldMap, InfluxClient, InfluxError};
 use async_trait::async_trait;
 use pwsync_energy::{Field, Integration, HOUR};
-use pwsync_jobs::EnergySource;
+use pwsync_store::EnergySource;
 use std::collections::BTreeMap;
 
 pub struct InfluxSource {

@@ -5,6 +5,7 @@ use pwsync_energy::{Field, HOUR};
 use pwsync_influx::sim::{self, Simulator, MAX_POWER_W};
 use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig, InfluxError};
 use pwsync_testkit::influxd::InfluxServer;
+use pwsync_testkit::or_skip;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,14 +14,7 @@ const TZ: &str = "America/Los_Angeles";
 const ORIGIN: i64 = 1_735_689_600;
 
 fn server() -> Option<InfluxServer> {
-    match InfluxServer::start() {
-        Ok(s) => Some(s),
-        Err(e) if std::env::var_os("CI").is_none() && e.to_string().contains("not installed") => {
-            eprintln!("skipping: {e}");
-            None
-        }
-        Err(e) => panic!("InfluxDB did not start: {e:#}"),
-    }
+    or_skip(InfluxServer::start())
 }
 
 fn client(url: &str, f: impl FnOnce(&mut InfluxConfig)) -> InfluxClient {
@@ -237,10 +231,8 @@ async fn bad_input_gives_distinct_errors() {
 
 #[tokio::test]
 async fn wrong_password_is_an_auth_error_and_never_printed() {
-    let srv = match InfluxServer::start_with_auth("admin", "right-pw") {
-        Ok(s) => s,
-        Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipping: {e}"),
-        Err(e) => panic!("{e:#}"),
+    let Some(srv) = or_skip(InfluxServer::start_with_auth("admin", "right-pw")) else {
+        return;
     };
     let good = client(&srv.url(), |c| {
         c.username = Some("admin".into());
@@ -270,4 +262,135 @@ async fn a_silent_server_is_a_timeout_not_a_hang() {
     assert!(matches!(e, InfluxError::Timeout { .. }), "{e}");
     assert!(e.to_string().contains("timeout_secs"), "{e}");
     drop(listener);
+}
+
+/// A point stamped an hour after now (a gateway whose clock runs ahead) moves nothing: not the
+/// samples, the hourly energy nor a live poll; the simulator never writes one.
+#[tokio::test(flavor = "multi_thread")]
+async fn points_after_now_are_never_read_nor_simulated() {
+    let Some(srv) = server() else { return };
+    let c = client(&srv.url(), |_| {});
+    sim::create_schema(&c).await.unwrap();
+    let tz: Tz = TZ.parse().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let start = pwsync_energy::floor_hour(now) - 3 * HOUR;
+    // Asked for a day that ends tomorrow: the simulator stops at now.
+    let mut s = Simulator::new(5, start - 86_400, tz);
+    sim::write(&c, &mut s, start, start + 86_400).await.unwrap();
+    let map = FieldMap::default();
+    let last = c.last_timestamp(&map, &Field::ALL).await.unwrap().unwrap();
+    assert!(
+        last <= chrono::Utc::now().timestamp(),
+        "simulated up to {last}, now {now}"
+    );
+    assert!(last >= now - 120, "simulated up to now: {last} vs {now}");
+
+    let window = start - 60;
+    let before = c
+        .energy(&map, &[Field::Home], window, now + 2 * HOUR, HOUR, 300)
+        .await
+        .unwrap();
+    let live_before = c.live_window(&map, window).await.unwrap();
+    // 30 kW for a minute an hour from now.
+    let future = now + HOUR;
+    let fields: Vec<String> = Field::ALL
+        .iter()
+        .map(|f| format!("{}=30000", map.name(*f).as_str()))
+        .collect();
+    let lines = format!(
+        "http,month=Jan,year=2030 {} {future}\nhttp,month=Jan,year=2030 {} {}\n",
+        fields.join(","),
+        fields.join(","),
+        future + 60
+    );
+    c.write_lines("autogen", lines).await.unwrap();
+    assert_eq!(
+        c.future_points(&map, &Field::ALL, chrono::Utc::now().timestamp())
+            .await
+            .unwrap(),
+        Some((2, future + 60))
+    );
+    let after = c
+        .energy(&map, &[Field::Home], window, now + 2 * HOUR, HOUR, 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        after[&Field::Home].total_wh(),
+        before[&Field::Home].total_wh(),
+        "energy moved by a future point"
+    );
+    let live = c.live_window(&map, window).await.unwrap();
+    for f in Field::ALL {
+        assert!(
+            live.samples(f)
+                .iter()
+                .all(|x| x.t <= chrono::Utc::now().timestamp()),
+            "{f:?}"
+        );
+        assert_eq!(live.samples(f).len(), live_before.samples(f).len(), "{f:?}");
+    }
+    let samples = c
+        .samples(&map, &Field::ALL, window, future + HOUR)
+        .await
+        .unwrap();
+    assert!(
+        samples.iter().flatten().all(|x| x.t < future),
+        "a future sample was read"
+    );
+}
+
+/// Gaps across chunk edges (and the range's edges) are whole, whatever the chunk size: a
+/// minute series with gaps placed on 14-day, day and hour boundaries.
+#[tokio::test]
+async fn gaps_do_not_depend_on_the_chunk_size() {
+    let Some(srv) = server() else { return };
+    let c = client(&srv.url(), |_| {});
+    sim::create_schema(&c).await.unwrap();
+    const DAY: i64 = 86_400;
+    // ORIGIN + 1 day is a 14-day boundary of the epoch, where the default chunks meet.
+    assert_eq!((ORIGIN + DAY) % (14 * DAY), 0);
+    let missing = [
+        (DAY - 2 * HOUR, DAY + 3 * HOUR), // across the 14-day and a day boundary
+        (2 * DAY + 20 * HOUR, 4 * DAY + 2 * HOUR), // whole days without a point
+        (5 * DAY - 300, 5 * DAY + 600),   // across an hour, just over the limit
+        (11 * HOUR, 13 * HOUR),           // across the range's start
+        (6 * DAY - 3 * HOUR, 6 * DAY - 30 * 60), // across the range's end
+    ];
+    let is_missing = |rel: i64| missing.iter().any(|&(a, b)| rel >= a && rel < b);
+    let mut lines = String::new();
+    for rel in (0..7 * DAY).step_by(60) {
+        if !is_missing(rel) {
+            let w = 800.0 + (rel % 3600) as f64 / 10.0;
+            lines.push_str(&format!("http home={w} {}\n", ORIGIN + rel));
+        }
+    }
+    c.write_lines("autogen", lines).await.unwrap();
+
+    let (start, end) = (ORIGIN + 12 * HOUR, ORIGIN + 6 * DAY - 2 * HOUR);
+    // A gap runs from the last point before the missing minutes to the first after them.
+    let mut expected: Vec<(i64, i64)> = missing
+        .iter()
+        .map(|&(a, b)| ((ORIGIN + a - 60).max(start), (ORIGIN + b).min(end)))
+        .collect();
+    expected.sort_unstable();
+    let map = FieldMap::default();
+    let mut totals = Vec::new();
+    for chunk in [HOUR, 5 * HOUR, DAY, 3 * DAY, 14 * DAY] {
+        let got = c
+            .energy_chunked(&map, &[Field::Home], start, end, HOUR, 300, chunk)
+            .await
+            .unwrap();
+        let home = &got[&Field::Home];
+        let gaps: Vec<(i64, i64)> = home.gaps.iter().map(|g| (g.start, g.end)).collect();
+        assert_eq!(gaps, expected, "chunks of {chunk} s");
+        totals.push(home.total_wh());
+    }
+    let default = c
+        .energy(&map, &[Field::Home], start, end, HOUR, 300)
+        .await
+        .unwrap();
+    assert_eq!(default[&Field::Home].gaps.len(), expected.len());
+    for t in &totals {
+        assert!((t - totals[0]).abs() < 1e-6, "{totals:?}");
+    }
 }

@@ -6,11 +6,12 @@
 
 use crate::range::DateRange;
 use crate::write::{splice_into, Overwrite};
-use crate::{EnergySource, JobError};
+use crate::JobError;
 use chrono_tz::Tz;
 use pwsync_energy::local::HourRange;
-use pwsync_energy::{floor_hour, Field, Gap, Integration, HOUR};
-use pwsync_store::{StatMeta, StatWrite, StatisticsStore, WritePlan};
+use pwsync_energy::meter::meter_reading;
+use pwsync_energy::{floor_hour, Field, Gap, Hole, Integration, HOUR};
+use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, WritePlan};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -46,11 +47,18 @@ pub struct FieldReport {
     pub kept_existing: usize,
     /// Of `kept_existing`, hours kept because InfluxDB covers them only partly.
     pub kept_partial: usize,
+    /// Those hours' starts.
+    #[serde(skip)]
+    pub kept_partial_hours: BTreeSet<i64>,
     pub unchanged: usize,
     pub shifts: usize,
     pub short_term_rows: usize,
     /// Energy of the hours considered, kWh.
     pub kwh: f64,
+    /// Holes in HA's chain that the range reaches: each filled together with the row after it
+    /// (which carried the hole's energy), or kept as HA has it where InfluxDB does not cover
+    /// the stretch.
+    pub holes: Vec<Hole>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +70,7 @@ pub struct BackfillReport {
     pub keep_partial: bool,
     pub store: &'static str,
     pub fields: Vec<FieldReport>,
-    /// Gaps (longer than the gap limit) inside the range, from the first field.
+    /// Gaps (longer than the gap limit) inside the range, clipped to it, from the first field.
     pub gaps: Vec<Gap>,
     pub rows: usize,
     /// The whole job, and of it the writing (everything else is reading and planning).
@@ -119,7 +127,10 @@ pub async fn backfill(
             i.gaps
                 .iter()
                 .filter(|g| g.end > start && g.start < end)
-                .copied()
+                .map(|g| Gap {
+                    start: g.start.max(start),
+                    end: g.end.min(end),
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -171,7 +182,7 @@ async fn plan_field(
             partial.insert(b.start);
         }
         energy.push((b.start, b.wh / 1000.0));
-        states.push(meter_kwh);
+        states.push(meter_reading(meter_kwh));
     }
 
     let meta = StatMeta::energy_kwh(&statistic_id, &meter_name(field));
@@ -179,7 +190,18 @@ async fn plan_field(
         (true, true) => Overwrite::Except(&partial),
         (overwrite, _) => overwrite.into(),
     };
-    let sp = splice_into(store, meta, start, end, &energy, &states, overwrite).await?;
+    let incomplete: Vec<i64> = partial.iter().copied().collect();
+    let sp = splice_into(
+        store,
+        meta,
+        start,
+        end,
+        &energy,
+        &states,
+        &incomplete,
+        overwrite,
+    )
+    .await?;
     let report = FieldReport {
         field,
         statistic_id: statistic_id.clone(),
@@ -188,10 +210,12 @@ async fn plan_field(
         rows_written: sp.write.hourly.len(),
         kept_existing: sp.kept_existing,
         kept_partial: sp.kept_excepted,
+        kept_partial_hours: sp.excepted_hours.clone(),
         unchanged: sp.unchanged,
         shifts: sp.write.shifts.len(),
         short_term_rows: sp.write.short_term.len(),
         kwh: energy.iter().map(|(_, e)| e).sum(),
+        holes: sp.holes,
     };
     Ok((sp.write, report))
 }

@@ -3,20 +3,21 @@
 //! the bad hours with overwrite, as `backfill --overwrite` would for those hours alone.
 
 use crate::range::{compiled_limit, DateRange, RangeStart};
-use crate::{EnergySource, JobError};
+use crate::JobError;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use futures_util::future::{try_join, try_join_all};
 use pwsync_energy::audit::{
     anchored_states, audit, plan_repair, AuditInput, Finding, HourFix, Measured, Tolerance,
 };
+use pwsync_energy::live::ha_compile;
 use pwsync_energy::local::group_by_local_day;
 use pwsync_energy::splice::{
     apply_plan, apply_short_term, splice, splice_short_term, SpliceInput, SplicePlan,
 };
-use pwsync_energy::stats::hourly_changes;
-use pwsync_energy::{floor_hour, Bucket, Field, Integration, Shift, StatRow, FIVE_MIN, HOUR};
-use pwsync_store::{StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
+use pwsync_energy::stats::hourly_changes_from_zero;
+use pwsync_energy::{floor_hour, Bucket, Field, Integration, Shift, StatRow, HOUR};
+use pwsync_store::{EnergySource, StatMeta, StatWrite, StatisticsStore, Table, WritePlan};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -43,6 +44,9 @@ pub struct CheckOptions {
     pub tolerance: Tolerance,
     /// The live sensors' current readings, kWh, read at `now` (websocket only).
     pub live: BTreeMap<String, f64>,
+    /// How far a live reading may lag the meter at an hour boundary, seconds (see
+    /// [`AuditInput::live_lag_secs`]).
+    pub live_lag_secs: i64,
 }
 
 /// Local day energy of a statistic next to InfluxDB's, for the chart.
@@ -251,6 +255,7 @@ async fn survey(
             limit_kwh: opts.limit_kwh,
             tolerance: opts.tolerance,
             live,
+            live_lag_secs: opts.live_lag_secs,
         });
         stats.push(Surveyed {
             id,
@@ -320,9 +325,10 @@ fn measured_hours(integ: &Integration) -> BTreeMap<i64, Measured> {
         .collect()
 }
 
-/// HA's and InfluxDB's energy per local day over `[start, end)`.
+/// HA's and InfluxDB's energy per local day over `[start, end)`. A statistic's first row counts
+/// with its `sum`, as HA's own `change` and Energy dashboard count it.
 fn daily(s: &Surveyed, start: i64, end: i64, tz: Tz) -> Vec<DayEnergy> {
-    let ha: Vec<Bucket> = hourly_changes(&s.hourly)
+    let ha: Vec<Bucket> = hourly_changes_from_zero(&s.hourly)
         .into_iter()
         .filter(|c| c.start >= start && c.start < end && c.kwh.is_finite())
         .map(|c| Bucket {
@@ -467,13 +473,15 @@ fn plan_statistic(s: &Surveyed, limit_kwh: f64, short_writable: bool) -> (StatWr
         existing: &s.hourly,
         energy: &decided.energy,
         states: &states,
+        incomplete: &[],
         overwrite: true,
     });
     let mut shifts = sp.shifts.clone();
     let mut short_term = Vec::new();
     if short_writable {
         short_term = splice_short_term(&s.short_term, &s.hourly, &sp);
-        let (rebuilt, trailing) = rebuild_short_term(s, &sp, &decided.short_term_hours);
+        let (rebuilt, trailing) =
+            rebuild_short_term(s, &sp, &decided.short_term_hours, decided.next_hour);
         short_term.extend(rebuilt);
         shifts.extend(trailing);
         short_term.sort_by_key(|r| r.start);
@@ -495,14 +503,22 @@ fn plan_statistic(s: &Surveyed, limit_kwh: f64, short_writable: bool) -> (StatWr
 }
 
 /// 5-minute rows of `hours` rebuilt from the repaired hourly chain (the same spread the splice
-/// uses), and, when the chain's last hour is among them, a shift that carries the 5-minute rows
-/// after it (the hour HA compiles next) onto the repaired chain.
+/// uses), and, when the chain's last hour is among them or `next_hour` asks for it, a shift
+/// that carries the 5-minute rows after it (the hour HA compiles next) onto the repaired chain.
+///
+/// Those rows are moved by what they lack, read from the rows themselves: the first of them
+/// must be what HA's compile makes from the last hourly row (the rebuilt last 5-minute row has
+/// its `sum` and `state`). Whether they still continue an old, out-of-step 5-minute row or were
+/// already moved onto the hourly chain (the seam guard's or a websocket repair's
+/// `adjust_sum_statistics` moves them with the hourly rows) does not matter; a shift derived
+/// from the old 5-minute row would add the same offset a second time.
 fn rebuild_short_term(
     s: &Surveyed,
     sp: &SplicePlan,
     hours: &[i64],
+    next_hour: bool,
 ) -> (Vec<StatRow>, Option<Shift>) {
-    if hours.is_empty() {
+    if hours.is_empty() && !next_hour {
         return (Vec::new(), None);
     }
     let hourly = apply_plan(&s.hourly, sp);
@@ -520,14 +536,13 @@ fn rebuild_short_term(
         },
     );
     let trailing = hourly.last().and_then(|last| {
-        if hours.last() != Some(&last.start) {
+        if hours.last() != Some(&last.start) && !next_hour {
             return None;
         }
         let short = apply_short_term(&s.short_term, &sp.shifts, &[]);
-        let end_row = short
-            .iter()
-            .find(|r| r.start == last.start + HOUR - FIVE_MIN)?;
-        let delta = last.sum? - end_row.sum?;
+        let next = short.iter().find(|r| r.start >= last.start + HOUR)?;
+        let want = ha_compile((last.state?, last.sum?), &[next.state?])[0].1;
+        let delta = want - next.sum?;
         (delta.abs() > pwsync_energy::splice::EPSILON).then_some(Shift {
             from: last.start + HOUR,
             delta,
@@ -545,6 +560,8 @@ pub struct HealOptions {
     pub tolerance: Tolerance,
     /// How far back to look (48 h).
     pub lookback: Duration,
+    /// See [`CheckOptions::live_lag_secs`].
+    pub live_lag_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -578,6 +595,7 @@ pub async fn heal(
         limit_kwh: opts.limit_kwh,
         tolerance: opts.tolerance,
         live: BTreeMap::new(),
+        live_lag_secs: opts.live_lag_secs,
     };
     let (report, _) = repair_range(source, store, &check, start, end, false).await?;
     for s in &report.statistics {
@@ -597,4 +615,277 @@ pub async fn heal(
         statistics: report.statistics,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use pwsync_energy::audit::{Measured, ProblemKind};
+    use pwsync_energy::live::{seam, Seam};
+    use pwsync_energy::meter::meter_reading;
+    use pwsync_energy::splice::apply_writes;
+    use pwsync_energy::FIVE_MIN;
+
+    /// First hour in the checked range.
+    const H0: i64 = 1000 * HOUR;
+    const LIMIT: f64 = 30.0;
+
+    /// A statistic's rows, as HA holds them.
+    #[derive(Debug, Clone)]
+    struct Rows {
+        hourly: Vec<StatRow>,
+        short: Vec<StatRow>,
+    }
+
+    impl Rows {
+        /// What a store holds after `w`: shifts on both tables (as `adjust_sum_statistics` and
+        /// the recorder store do), then upserts.
+        fn apply(&mut self, w: &StatWrite) {
+            self.hourly = apply_writes(&self.hourly, &w.shifts, &w.hourly, HOUR);
+            self.short = apply_short_term(&self.short, &w.shifts, &w.short_term);
+        }
+    }
+
+    fn surveyed(rows: &Rows, measured: &BTreeMap<i64, Measured>, end: i64) -> Surveyed {
+        let findings = audit(&AuditInput {
+            hourly: &rows.hourly,
+            short_term: &rows.short,
+            measured,
+            start: H0,
+            end,
+            limit_kwh: LIMIT,
+            tolerance: Tolerance::default(),
+            live: None,
+            live_lag_secs: 0,
+        });
+        Surveyed {
+            id: "sensor.powerwall_home_usage".into(),
+            field: Some(Field::Home),
+            meta: StatMeta::energy_kwh("sensor.powerwall_home_usage", "home"),
+            hourly: rows.hourly.clone(),
+            short_term: rows.short.clone(),
+            measured: measured.clone(),
+            findings,
+        }
+    }
+
+    fn repair_rows(rows: &mut Rows, m: &BTreeMap<i64, Measured>, end: i64, db: bool) -> StatWrite {
+        let (w, _) = plan_statistic(&surveyed(rows, m, end), LIMIT, db);
+        rows.apply(&w);
+        w
+    }
+
+    /// The meter (kWh) at `t`: `base` at H0 − 1 h, then each hour's energy spread evenly.
+    fn meter(base: f64, energy: &[f64], t: i64) -> f64 {
+        let mut m = base;
+        for (i, e) in energy.iter().enumerate() {
+            let h = H0 - HOUR + i as i64 * HOUR;
+            if t >= h + HOUR {
+                m += e;
+            } else if t > h {
+                m += e * (t - h) as f64 / HOUR as f64;
+            }
+        }
+        m
+    }
+
+    /// Backfilled hours (state = the rounded meter, as backfill writes it), then HA compiling
+    /// the live sensor every 5 minutes from scratch (sum 0 at its first reading, as after a
+    /// websocket backfill), the seam guard moving the chain after some compile or never, and
+    /// HA copying each hour's last 5-minute row into the hourly row.
+    fn seam_scenario(
+        base: f64,
+        energy: &[f64],
+        backfilled: usize,
+        compiles: usize,
+        guard_at: Option<usize>,
+    ) -> Rows {
+        let mut rows = Rows {
+            hourly: Vec::new(),
+            short: Vec::new(),
+        };
+        let offset = 10_000.0;
+        for i in 0..=backfilled {
+            let end = H0 + i as i64 * HOUR;
+            rows.hourly.push(StatRow {
+                start: end - HOUR,
+                state: Some(meter_reading(meter(base, energy, end))),
+                sum: Some(offset + meter(base, energy, end) - base),
+            });
+        }
+        let seam_at = H0 + backfilled as i64 * HOUR;
+        for k in 0..compiles {
+            let t = seam_at + k as i64 * FIVE_MIN;
+            let reading = meter_reading(meter(base, energy, t + FIVE_MIN));
+            let (state, sum) = match rows.short.last() {
+                None => (reading, 0.0),
+                Some(l) => ha_compile((l.state.unwrap(), l.sum.unwrap()), &[reading])[0],
+            };
+            rows.short.push(StatRow {
+                start: t,
+                state: Some(state),
+                sum: Some(sum),
+            });
+            if (t + FIVE_MIN) % HOUR == 0 {
+                rows.hourly.push(StatRow {
+                    start: t + FIVE_MIN - HOUR,
+                    state: Some(state),
+                    sum: Some(sum),
+                });
+            }
+            if guard_at.is_some_and(|g| k >= g) {
+                let newest = *rows.short.last().unwrap();
+                let prev = *rows
+                    .hourly
+                    .iter()
+                    .rev()
+                    .find(|r| r.start < floor_hour(newest.start))
+                    .unwrap();
+                let from = prev.start + HOUR;
+                let mark = meter(base, energy, from);
+                if let Seam::Shift { delta, .. } = seam(&prev, &newest, mark, 0.01) {
+                    rows.apply(&StatWrite {
+                        meta: StatMeta::energy_kwh("x", "x"),
+                        shifts: vec![Shift { from, delta }],
+                        hourly: vec![],
+                        short_term: vec![],
+                    });
+                }
+            }
+        }
+        rows
+    }
+
+    /// The sequence: the guard never moved an idle meter's fresh chain, HA compiled the
+    /// first live hour at sum 0 (a negative hour of the whole history), the websocket heal set
+    /// that hour and moved the rows after it, leaving its 5-minute rows out of step; then
+    /// `repair --target db` must not move the next hour's rows a second time.
+    #[test]
+    fn repair_on_the_database_after_a_websocket_heal_moves_the_next_hour_once() {
+        let energy = [1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let mut rows = seam_scenario(462.08, &energy, 2, 15, None);
+        let end = rows.hourly.last().unwrap().start + HOUR;
+        let measured: BTreeMap<i64, Measured> = (0..3)
+            .map(|i| {
+                (
+                    H0 + i * HOUR,
+                    Measured {
+                        kwh: energy[i as usize + 1],
+                        complete: true,
+                    },
+                )
+            })
+            .collect();
+        let healed = repair_rows(&mut rows, &measured, end, false);
+        assert_eq!(healed.hourly.len(), 1, "{healed:?}");
+        let kinds: Vec<ProblemKind> = surveyed(&rows, &measured, end)
+            .findings
+            .iter()
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(kinds, [ProblemKind::OutOfStep]);
+        repair_rows(&mut rows, &measured, end, true);
+        let last = *rows.hourly.last().unwrap();
+        let next = rows.short.iter().find(|r| r.start >= end).unwrap();
+        assert!(
+            (next.sum.unwrap() - last.sum.unwrap()).abs() < 1e-9,
+            "the next hour's rows at {} after the hour's {}",
+            next.sum.unwrap(),
+            last.sum.unwrap()
+        );
+        assert!(surveyed(&rows, &measured, end).findings.is_empty());
+    }
+
+    proptest! {
+        /// Whatever the seam guard and HA's compile left (the guard in time, late or never, a
+        /// websocket heal before or not), `repair --target db` leaves a clean chain in one run,
+        /// a second run plans nothing, and HA's next compile continues it without a step.
+        #[test]
+        fn repair_on_the_database_is_idempotent_over_every_seam_state(
+            energy in prop::collection::vec(prop_oneof![Just(0.0), 0.0f64..4.0], 8),
+            base in 0.0f64..2000.0,
+            backfilled in 1usize..4,
+            compiles in 1usize..40,
+            guard_at in prop::option::of(0usize..40),
+            heal_first in any::<bool>(),
+        ) {
+            let mut rows = seam_scenario(base, &energy, backfilled, compiles, guard_at);
+            let last = rows.hourly.last().unwrap().start;
+            let end = last + HOUR;
+            let measured: BTreeMap<i64, Measured> = (0..energy.len() as i64 - 1)
+                .map(|i| H0 + i * HOUR)
+                .filter(|h| *h < end)
+                .map(|h| (h, Measured {
+                    kwh: meter(base, &energy, h + HOUR) - meter(base, &energy, h),
+                    complete: true,
+                }))
+                .collect();
+            if heal_first {
+                repair_rows(&mut rows, &measured, end, false);
+            }
+            repair_rows(&mut rows, &measured, end, true);
+            let again = surveyed(&rows, &measured, end);
+            prop_assert!(again.findings.is_empty(), "{:?}\n{rows:?}", again.findings);
+            let (w, _) = plan_statistic(&again, LIMIT, true);
+            prop_assert!(
+                w.hourly.is_empty() && w.shifts.is_empty() && w.short_term.is_empty(),
+                "a second repair plans {w:?}"
+            );
+            // HA's next compiles continue from the latest 5-minute row: the rows after the last
+            // hourly row continue it as HA's compile would (no doubled offset), to the
+            // 5-minute tolerance `check` applies.
+            let last_row = *rows.hourly.last().unwrap();
+            let mut tail: Vec<StatRow> = rows.short.iter().copied().filter(|r| r.start >= end).collect();
+            if let Some(latest) = rows.short.last().copied() {
+                let next = ha_compile((latest.state.unwrap(), latest.sum.unwrap()), &[latest.state.unwrap() + 0.25])[0];
+                tail.push(StatRow { start: latest.start + FIVE_MIN, state: Some(next.0), sum: Some(next.1) });
+            }
+            let mut prev = (last_row.state.unwrap(), last_row.sum.unwrap());
+            for r in tail {
+                let want = ha_compile(prev, &[r.state.unwrap()])[0].1;
+                let tol = pwsync_energy::audit::SHORT_TERM_TOLERANCE;
+                prop_assert!((r.sum.unwrap() - want).abs() < tol, "{r:?} after {prev:?}: HA would make {want}");
+                prop_assert!(r.sum.unwrap() >= prev.1 - tol, "a step down at {r:?}");
+                prev = (r.state.unwrap(), r.sum.unwrap());
+            }
+        }
+    }
+
+    fn surveyed_rows(hourly: Vec<StatRow>) -> Surveyed {
+        Surveyed {
+            id: "sensor.x".into(),
+            field: None,
+            meta: StatMeta::energy_kwh("sensor.x", "x"),
+            hourly,
+            short_term: Vec::new(),
+            measured: BTreeMap::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn row(start: i64, sum: f64) -> StatRow {
+        StatRow {
+            start,
+            state: Some(sum),
+            sum: Some(sum),
+        }
+    }
+
+    #[test]
+    fn the_first_days_energy_counts_the_statistics_first_row_by_its_sum() {
+        let day = 1_735_689_600; // 2025-01-01T00:00Z
+        let s = surveyed_rows(vec![row(day, 0.4), row(day + HOUR, 1.0)]);
+        let d = daily(&s, day, day + 86_400, Tz::UTC);
+        assert_eq!(d.len(), 1);
+        assert!((d[0].ha_kwh - 1.0).abs() < 1e-12, "{}", d[0].ha_kwh);
+        // With a row before the range, that row only anchors the first change.
+        let s = surveyed_rows(vec![
+            row(day - HOUR, 5.0),
+            row(day, 5.4),
+            row(day + HOUR, 6.0),
+        ]);
+        let d = daily(&s, day, day + 86_400, Tz::UTC);
+        assert!((d[0].ha_kwh - 1.0).abs() < 1e-12, "{}", d[0].ha_kwh);
+    }
 }

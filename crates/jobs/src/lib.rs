@@ -1,12 +1,12 @@
 //! Jobs over HA statistics (backfill; check, repair and serve's heal). Each job reads through
-//! small traits ([`EnergySource`], `StatisticsStore`), plans with the pure core, and writes one `WritePlan` (or, on a dry run,
+//! small traits (`pwsync-store`'s `EnergySource` and `StatisticsStore`), plans with the pure core, and writes one `WritePlan` (or, on a dry run,
 //! only reports it).
 
 pub mod backfill;
 pub mod check;
+pub mod dashboard;
 pub mod migrate;
 pub mod range;
-pub mod source;
 pub mod write;
 
 pub use backfill::{backfill, BackfillOptions, BackfillReport, FieldReport};
@@ -14,7 +14,6 @@ pub use check::{
     check, heal, repair, CheckOptions, CheckReport, HealOptions, HealReport, RepairReport,
 };
 pub use range::{compiled_limit, DateRange, RangeStart};
-pub use source::EnergySource;
 
 use pwsync_store::StoreError;
 

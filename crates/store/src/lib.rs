@@ -5,8 +5,10 @@
 //! and hand it to [`StatisticsStore::apply`] otherwise.
 
 mod overlay;
+mod source;
 
 pub use overlay::Overlay;
+pub use source::EnergySource;
 
 use async_trait::async_trait;
 pub use pwsync_energy::splice::Shift;

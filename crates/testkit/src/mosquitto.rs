@@ -1,11 +1,16 @@
 //! A real Mosquitto broker on a free loopback port, its config and data in a temp dir, stopped
 //! by PID.
 
-use crate::process::{free_port, require, wait_for_port, Missing, ServerProcess};
+use crate::process::StartError;
+use crate::process::{free_port, require, wait_ready, with_port_retries, Missing, ServerProcess};
 use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Mosquitto {
     process: ServerProcess,
@@ -46,18 +51,16 @@ impl Mosquitto {
     }
 
     fn start_inner(login: Option<(&str, &str)>, tls: bool) -> Result<Mosquitto> {
-        let bin = Self::available().map_err(|m| anyhow::anyhow!("{m}"))?;
+        let bin = Self::available()?;
         let dir = tempfile::Builder::new()
             .prefix("pwsync-mosquitto-")
             .tempdir()?;
-        let port = free_port();
-        let mut conf = format!("listener {port} 127.0.0.1\npersistence false\n");
+        let mut common = String::from("persistence false\n");
         match login {
-            None => conf.push_str("allow_anonymous true\n"),
+            None => common.push_str("allow_anonymous true\n"),
             Some((user, password)) => {
                 let file = dir.path().join("passwd");
-                let passwd = require("mosquitto_passwd", "apt-get install mosquitto")
-                    .map_err(|m| anyhow::anyhow!("{m}"))?;
+                let passwd = require("mosquitto_passwd", "apt-get install mosquitto")?;
                 let ok = Command::new(passwd)
                     .arg("-b")
                     .arg("-c")
@@ -69,49 +72,49 @@ impl Mosquitto {
                 if !ok {
                     bail!("mosquitto_passwd failed");
                 }
-                conf.push_str(&format!(
+                common.push_str(&format!(
                     "allow_anonymous false\npassword_file {}\n",
                     file.display()
                 ));
             }
         }
-        let tls = if tls {
-            let files = make_tls_files(&dir.path().join("tls"))?;
-            let tls_port = free_port();
-            // Started as root, mosquitto loads certificates after changing to its own user,
-            // which cannot read this temp dir; `user root` keeps it (ignored when not root).
-            conf.insert_str(0, "user root\n");
-            conf.push_str(&format!(
-                "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
-                files.ca.display(),
-                files.cert.display(),
-                files.key.display()
-            ));
-            Some((tls_port, files.ca))
+        let tls_files = if tls {
+            Some(make_tls_files(&dir.path().join("tls"))?)
         } else {
             None
         };
-        let path = dir.path().join("mosquitto.conf");
-        std::fs::write(&path, conf)?;
-        let mut process = ServerProcess::spawn(
-            "mosquitto",
-            Command::new(bin).arg("-c").arg(&path),
-            &dir.path().join("mosquitto.log"),
-        )?;
-        wait_for_port(
-            port,
-            Duration::from_secs(10),
-            process.child_mut(),
-            "mosquitto",
-        )?;
-        if let Some((tls_port, _)) = &tls {
-            wait_for_port(
-                *tls_port,
-                Duration::from_secs(10),
-                process.child_mut(),
-                "mosquitto (mqtts)",
-            )?;
-        }
+        let (process, port, tls) = with_port_retries("mosquitto", || {
+            let port = free_port();
+            let mut conf = format!("listener {port} 127.0.0.1\n{common}");
+            let mut ports = vec![port];
+            let tls = match &tls_files {
+                Some(files) => {
+                    let tls_port = free_port();
+                    // Started as root, mosquitto loads certificates after changing to its own
+                    // user, which cannot read this temp dir; `user root` keeps it (ignored when
+                    // not root).
+                    conf.insert_str(0, "user root\n");
+                    conf.push_str(&format!(
+                        "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+                        files.ca.display(),
+                        files.cert.display(),
+                        files.key.display()
+                    ));
+                    ports.push(tls_port);
+                    Some((tls_port, files.ca.clone()))
+                }
+                None => None,
+            };
+            let path = dir.path().join("mosquitto.conf");
+            std::fs::write(&path, conf)?;
+            let log = dir.path().join("mosquitto.log");
+            let mut process =
+                ServerProcess::spawn("mosquitto", Command::new(&bin).arg("-c").arg(&path), &log)?;
+            wait_ready(&mut process, &ports, &log, START_TIMEOUT, || {
+                answers_connack(port)
+            })?;
+            Ok::<_, StartError>((process, port, tls))
+        })?;
         Ok(Mosquitto {
             process,
             port,
@@ -151,6 +154,26 @@ impl Mosquitto {
     pub fn stop(&mut self) {
         self.process.stop();
     }
+}
+
+/// Whether an MQTT broker on `port` answers a CONNECT (MQTT 3.1.1, clean session) with a
+/// CONNACK, accepted or not: the broker speaking, not just something listening.
+pub fn answers_connack(port: u16) -> bool {
+    const CLIENT_ID: &[u8] = b"pwsync-harness-probe";
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut connect = vec![0x10, (12 + CLIENT_ID.len()) as u8];
+    connect.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10]);
+    connect.extend_from_slice(&[0, CLIENT_ID.len() as u8]);
+    connect.extend_from_slice(CLIENT_ID);
+    let mut connack = [0u8; 4];
+    let answered = s.write_all(&connect).is_ok()
+        && s.read_exact(&mut connack).is_ok()
+        && connack[..2] == [0x20, 0x02];
+    let _ = s.write_all(&[0xE0, 0x00]); // DISCONNECT
+    answered
 }
 
 /// A self-signed CA in `dir` (`ca.pem`, `ca.key`), as `openssl` makes one.

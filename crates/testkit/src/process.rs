@@ -1,149 +1,30 @@
-//! Process guards and ports shared by every server harness.
+//! Process guards and ports shared by every server harness (from `pwsync-sandbox`), the skip
+//! policy of the tests, and what tests read about a running process.
 
-use anyhow::{bail, Context, Result};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+pub use pwsync_sandbox::port::{free_port, owns_listener};
+pub use pwsync_sandbox::process::{require, Missing, ServerProcess};
+pub use pwsync_sandbox::start::{wait_ready, with_port_retries, StartError};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
-/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
-pub fn wait_for_port(port: u16, timeout: Duration, child: &mut Child, name: &str) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("{name} exited before it listened on port {port}: {status}");
-        }
-        if Instant::now() > deadline {
-            bail!("{name} did not listen on port {port} within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A server binary that is not installed.
-#[derive(Debug)]
-pub struct Missing {
-    pub binary: String,
-    pub install_hint: String,
-}
-
-impl std::fmt::Display for Missing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} is not installed ({})",
-            self.binary, self.install_hint
-        )
-    }
-}
-
-impl std::error::Error for Missing {}
-
-/// Find `binary` on PATH or at an absolute path. Outside CI a test may skip on `Err`;
-/// in CI (`CI` set) a missing server is a failure, so tests should call [`require`]'s result
-/// through `expect` when `std::env::var_os("CI").is_some()`.
-pub fn require(binary: &str, install_hint: &str) -> Result<std::path::PathBuf, Missing> {
-    let p = Path::new(binary);
-    if p.is_absolute() && p.exists() {
-        return Ok(p.to_path_buf());
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
-        .map(|d| d.join(binary))
-        .find(|c| c.is_file())
-        .ok_or_else(|| Missing {
-            binary: binary.to_string(),
-            install_hint: install_hint.to_string(),
-        })
-}
-
-/// A child server process, killed (SIGTERM, then SIGKILL) by PID on drop.
-pub struct ServerProcess {
-    pub name: String,
-    child: Option<Child>,
-}
-
-impl ServerProcess {
-    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Self> {
-        let out =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        Ok(ServerProcess {
-            name: name.to_string(),
-            child: Some(child),
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
-    pub fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().expect("process already stopped")
-    }
-
-    /// Stop the process by its PID: SIGTERM, wait up to 10 s, then SIGKILL.
-    pub fn stop(&mut self) {
-        self.stop_within(Duration::from_secs(10));
-    }
-
-    /// SIGTERM, then SIGKILL if the process has not exited after `grace` (a loaded machine can
-    /// make a clean shutdown slow; a kill leaves state behind that later checks trip over).
-    /// Returns how it ended, for messages.
-    pub fn stop_within(&mut self, grace: Duration) -> String {
-        let Some(mut child) = self.child.take() else {
-            return "already stopped".to_string();
-        };
-        let pid = child.id().to_string();
-        let term = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return format!("exited: {status}; SIGTERM sent: {term:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        format!("killed after {grace:?}; SIGTERM sent: {term:?}")
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `Some(value)`, or `None` (with a message) to skip a test whose server is not installed, but
-/// only outside CI: with `CI` set a missing server fails the test.
-pub fn or_skip<T>(r: Result<T, Missing>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(m) if std::env::var_os("CI").is_none() => {
+/// The one skip policy of the tests: `Some(value)`; `None` when the server is not installed and
+/// `CI` is unset (saying which server and which package installs it); a panic when `CI` is set
+/// (nothing may skip there) or when the error is anything but [`Missing`] (an installed server
+/// that fails to start is a failure, never a skip).
+///
+/// Takes what an `available()`, `require` or `start` returns: a [`Missing`], or an
+/// `anyhow::Error` that holds one.
+pub fn or_skip<T, E: Into<anyhow::Error>>(r: Result<T, E>) -> Option<T> {
+    let e = match r {
+        Ok(v) => return Some(v),
+        Err(e) => e.into(),
+    };
+    match e.downcast_ref::<Missing>() {
+        Some(m) if std::env::var_os("CI").is_none() => {
             eprintln!("skipping: {m}");
             None
         }
-        Err(m) => panic!("{m} (CI is set, so nothing may skip)"),
+        Some(m) => panic!("{m} (CI is set, so nothing may skip)"),
+        None => panic!("{e:#}"),
     }
 }
 
@@ -203,6 +84,7 @@ pub fn proc_cpu_seconds(pid: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     fn shell(script: &str) -> std::process::Child {
         Command::new("sh").arg("-c").arg(script).spawn().unwrap()

@@ -8,12 +8,14 @@
 //! chowned to it. mariadbd runs as the calling user (`--user=root` when that is root). Sockets
 //! live in the temp dir, so parallel servers never collide.
 
-use crate::process::{free_port, require, wait_for_port, Missing, ServerProcess};
+use crate::process::{
+    free_port, require, wait_ready, with_port_retries, Missing, ServerProcess, StartError,
+};
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 /// The database every server creates, as HA's docs name it.
@@ -83,18 +85,6 @@ fn run_with_input(cmd: &mut Command, input: &[u8], what: &str) -> Result<Vec<u8>
     Ok(out.stdout)
 }
 
-/// Retry `f` until it succeeds or `timeout` passes (servers accept TCP before they accept logins).
-fn retry<T>(timeout: Duration, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(e) if Instant::now() > deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
 /// A MariaDB server on 127.0.0.1 with database [`DATABASE`] owned by [`USER`].
 pub struct MariaDbServer {
     process: ServerProcess,
@@ -136,38 +126,42 @@ impl MariaDbServer {
         }
         run(&mut install, "mariadb-install-db")?;
 
-        let port = free_port();
-        let mut cmd = Command::new(mariadbd);
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg(format!(
-                "--socket={}",
-                dir.path().join("mysqld.sock").display()
-            ))
-            .arg(format!(
-                "--pid-file={}",
-                dir.path().join("mysqld.pid").display()
-            ))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--skip-name-resolve")
-            .arg("--skip-log-bin")
-            .arg("--innodb-flush-log-at-trx-commit=0")
-            .arg("--innodb-buffer-pool-size=64M");
-        if is_root() {
-            cmd.arg("--user=root");
-        }
-        let mut process =
-            ServerProcess::spawn("mariadbd", &mut cmd, &dir.path().join("mariadbd.log"))?;
-        wait_for_port(port, START_TIMEOUT, process.child_mut(), "mariadbd")?;
+        let log = dir.path().join("mariadbd.log");
+        let socket = dir.path().join("mysqld.sock");
+        let (process, port) = with_port_retries("mariadbd", || {
+            let port = free_port();
+            let mut cmd = Command::new(&mariadbd);
+            cmd.arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
+                .arg(format!("--socket={}", socket.display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    dir.path().join("mysqld.pid").display()
+                ))
+                .arg(format!("--port={port}"))
+                .arg("--bind-address=127.0.0.1")
+                .arg("--skip-name-resolve")
+                .arg("--skip-log-bin")
+                .arg("--innodb-flush-log-at-trx-commit=0")
+                .arg("--innodb-buffer-pool-size=64M");
+            if is_root() {
+                cmd.arg("--user=root");
+            }
+            let mut process = ServerProcess::spawn("mariadbd", &mut cmd, &log)?;
+            // A login over its own socket that reports this port: the server we started.
+            wait_ready(&mut process, &[port], &log, START_TIMEOUT, || {
+                mariadb_root_sql(&socket, "SELECT @@port")
+                    .is_ok_and(|out| out.trim() == port.to_string())
+            })?;
+            Ok::<_, StartError>((process, port))
+        })?;
         let server = MariaDbServer {
             process,
             port,
             password: password(),
             dir,
         };
-        retry(Duration::from_secs(20), || server.root_sql("SELECT 1"))?;
         server.create_database(DATABASE)?;
         tracing::debug!(port, pid = server.pid(), "mariadb started");
         Ok(server)
@@ -221,11 +215,7 @@ impl MariaDbServer {
 
     /// Run SQL as root (tab-separated output, no headers).
     pub fn root_sql(&self, sql: &str) -> Result<String> {
-        let out = run(
-            self.client("mariadb").args(["-N", "-B", "-e", sql]),
-            "mariadb client",
-        )?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        mariadb_root_sql(&self.socket(), sql)
     }
 
     /// `mariadb-dump` of `database` (schema, rows, AUTO_INCREMENT counters).
@@ -251,20 +241,34 @@ impl MariaDbServer {
     }
 
     fn client(&self, binary: &str) -> Command {
-        let mut c = Command::new(binary);
-        c.arg("--no-defaults")
-            .arg(format!(
-                "--socket={}",
-                self.dir.path().join("mysqld.sock").display()
-            ))
-            .args(["-u", "root"]);
-        c
+        mariadb_client(binary, &self.socket())
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("mysqld.sock")
     }
 
     /// Stop the server by its PID (also done on drop).
     pub fn stop(&mut self) {
         self.process.stop();
     }
+}
+
+/// A MariaDB client as root over the server's own socket.
+fn mariadb_client(binary: &str, socket: &Path) -> Command {
+    let mut c = Command::new(binary);
+    c.arg("--no-defaults")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-u", "root"]);
+    c
+}
+
+fn mariadb_root_sql(socket: &Path, sql: &str) -> Result<String> {
+    let out = run(
+        mariadb_client("mariadb", socket).args(["-N", "-B", "-e", sql]),
+        "mariadb client",
+    )?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// A PostgreSQL server on 127.0.0.1 with database [`DATABASE`] owned by [`USER`].
@@ -364,20 +368,32 @@ impl PostgresServer {
         )?;
         std::fs::remove_file(&pwfile)?;
 
-        let port = free_port();
-        let mut cmd = as_server_user(&bin.join("postgres"));
-        cmd.arg("-D")
-            .arg(&data)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-            .args(["-c", "synchronous_commit=off"]);
-        let mut process =
-            ServerProcess::spawn("postgres", &mut cmd, &dir.path().join("postgres.log"))?;
-        wait_for_port(port, START_TIMEOUT, process.child_mut(), "postgres")?;
+        let log = dir.path().join("postgres.log");
+        let (process, port) = with_port_retries("postgres", || {
+            let port = free_port();
+            let mut cmd = as_server_user(&bin.join("postgres"));
+            cmd.arg("-D")
+                .arg(&data)
+                .arg("-p")
+                .arg(port.to_string())
+                .arg("-k")
+                .arg(dir.path())
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+                .args(["-c", "synchronous_commit=off"]);
+            let mut process = ServerProcess::spawn("postgres", &mut cmd, &log)?;
+            // A login over TCP with this server's own superuser password: ours, and ready.
+            wait_ready(&mut process, &[port], &log, START_TIMEOUT, || {
+                let mut psql =
+                    superuser_client(&bin, "psql", port, &superuser_password, "postgres");
+                run(
+                    psql.args(["-X", "-q", "-t", "-A", "-c", "SELECT 1"]),
+                    "psql",
+                )
+                .is_ok_and(|out| String::from_utf8_lossy(&out).trim() == "1")
+            })?;
+            Ok::<_, StartError>((process, port))
+        })?;
         let server = PostgresServer {
             process,
             port,
@@ -386,9 +402,6 @@ impl PostgresServer {
             superuser_password,
             dir,
         };
-        retry(Duration::from_secs(20), || {
-            server.superuser_sql("postgres", "SELECT 1")
-        })?;
         server.superuser_sql(
             "postgres",
             &format!("CREATE ROLE {USER} LOGIN PASSWORD '{}'", server.password),
@@ -490,24 +503,34 @@ impl PostgresServer {
     }
 
     fn client(&self, program: &str, database: &str) -> Command {
-        let mut c = Command::new(self.bin.join(program));
-        c.env("PGPASSWORD", &self.superuser_password)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", database]);
-        c
+        superuser_client(
+            &self.bin,
+            program,
+            self.port,
+            &self.superuser_password,
+            database,
+        )
     }
 
     /// Stop the server by its PID (also done on drop).
     pub fn stop(&mut self) {
         self.process.stop();
     }
+}
+
+/// A PostgreSQL client (`psql`, `pg_dump`) logging in over TCP as the superuser.
+fn superuser_client(
+    bin: &Path,
+    program: &str,
+    port: u16,
+    superuser_password: &str,
+    database: &str,
+) -> Command {
+    let mut c = Command::new(bin.join(program));
+    c.env("PGPASSWORD", superuser_password)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args(["-d", database]);
+    c
 }
 
 /// Database names are pasted into SQL: letters, digits and `_` only.
@@ -534,25 +557,13 @@ fn system_user(name: &str) -> Result<(u32, u32)> {
 mod tests {
     use super::*;
 
-    /// Skip (outside CI only) when the server is not installed.
-    fn skip(missing: Result<PathBuf, Missing>) -> bool {
-        match missing {
-            Ok(_) => false,
-            Err(m) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipping: {m}");
-                true
-            }
-            Err(m) => panic!("{m}"),
-        }
-    }
-
     fn alive(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
     }
 
     #[test]
     fn mariadb_serves_the_user_over_tcp_and_stops_by_pid() {
-        if skip(MariaDbServer::available()) {
+        if crate::or_skip(MariaDbServer::available()).is_none() {
             return;
         }
         let mut db = MariaDbServer::start().unwrap();
@@ -591,7 +602,7 @@ mod tests {
 
     #[test]
     fn postgres_serves_the_user_over_tcp_and_stops_by_pid() {
-        if skip(PostgresServer::available()) {
+        if crate::or_skip(PostgresServer::available()).is_none() {
             return;
         }
         let mut db = PostgresServer::start().unwrap();

@@ -7,7 +7,7 @@ use crate::target::{Opened, TargetArgs};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use pwsync_energy::local::{parse_date, HourRange};
-use pwsync_energy::Field;
+use pwsync_energy::{Field, HoleKept};
 use pwsync_jobs::backfill::Step;
 use pwsync_jobs::range::fmt_ts;
 use pwsync_jobs::{backfill, BackfillOptions, BackfillReport, DateRange, RangeStart};
@@ -173,6 +173,7 @@ pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
         },
     );
     println!("{t}");
+    print_holes(r, tz);
     let gap_hours: i64 = r.gaps.iter().map(|g| g.seconds()).sum::<i64>() / 3600;
     println!(
         "{} rows, {} gaps (about {gap_hours} h without data, not invented), {:.1} s",
@@ -180,4 +181,34 @@ pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
         r.gaps.len(),
         r.seconds
     );
+}
+
+/// Each hole of HA's chain the range reached: filled with the row after it, or kept and why.
+fn print_holes(r: &BackfillReport, tz: chrono_tz::Tz) {
+    for f in &r.fields {
+        for h in &f.holes {
+            let hours = format!(
+                "{} → {} ({} h without a row)",
+                fmt_ts(h.start, tz),
+                fmt_ts(h.row_after, tz),
+                h.hours()
+            );
+            match h.kept {
+                None => println!(
+                    "{}: hole {hours} filled with {:.3} kWh; the row after it carried {:.3} kWh, now {:.3} kWh",
+                    f.statistic_id, h.filled_kwh, h.carried_kwh, h.carries_kwh
+                ),
+                Some(why) => println!(
+                    "{}: hole {hours} kept as HA has it, the row after it carrying {:.3} kWh: {} {}",
+                    f.statistic_id,
+                    h.carried_kwh,
+                    match why {
+                        HoleKept::NoData { .. } => "no InfluxDB energy (a gap, the edge of its data, or outside the range) for",
+                        HoleKept::Partial { .. } => "InfluxDB covers only part of",
+                    },
+                    fmt_ts(why.hour(), tz)
+                ),
+            }
+        }
+    }
 }

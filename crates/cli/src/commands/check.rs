@@ -99,11 +99,18 @@ pub async fn options(scope: &Scope, cfg: &Config, target: &Opened) -> Result<Che
         limit_kwh: cfg.limits.max_power_kw,
         tolerance,
         live: BTreeMap::new(),
+        live_lag_secs: live_lag_secs(cfg),
     };
     if let Some(ha) = target.ha() {
         opts.live = live_readings(ha, &statistic_ids(&opts)).await?;
     }
     Ok(opts)
+}
+
+/// How far `serve`'s reading may lag the meter at an hour boundary: a poll interval, plus the
+/// two minutes before InfluxDB holds a minute's mean (Powerwall-Dashboard's continuous query).
+pub fn live_lag_secs(cfg: &Config) -> i64 {
+    cfg.mqtt.poll_interval_secs as i64 + 120
 }
 
 /// Current readings (kWh) of those of `ids` that are entities with a numeric energy state.

@@ -13,8 +13,8 @@ use pwsync_energy::Field;
 use pwsync_energy::{Bucket, Integration};
 use pwsync_jobs::{BackfillOptions, DateRange, RangeStart};
 use pwsync_recorder::RecorderDb;
+use pwsync_sandbox::influxd::InfluxServer;
 use pwsync_store::{StatisticsStore, Table};
-use pwsync_testkit::influxd::InfluxServer;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -182,7 +182,7 @@ const RECORDER_SCHEMA: &str = include_str!("../../assets/ha-2025.4.4-recorder-sq
 
 /// The demo needs Debian's `influxd`; install it when we can, else say exactly how.
 fn ensure_influxd() -> Result<()> {
-    if pwsync_testkit::require("influxd", "").is_ok() {
+    if pwsync_sandbox::require("influxd", "").is_ok() {
         return Ok(());
     }
     let root = std::process::Command::new("id")
@@ -190,7 +190,7 @@ fn ensure_influxd() -> Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    if root && pwsync_testkit::require("apt-get", "").is_ok() {
+    if root && pwsync_sandbox::require("apt-get", "").is_ok() {
         eprintln!(
             "influxd not found: installing Debian package 'influxdb' (apt-get install influxdb)"
         );
@@ -199,7 +199,7 @@ fn ensure_influxd() -> Result<()> {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        if ok && pwsync_testkit::require("influxd", "").is_ok() {
+        if ok && pwsync_sandbox::require("influxd", "").is_ok() {
             return Ok(());
         }
     }

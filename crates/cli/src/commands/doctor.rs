@@ -7,6 +7,7 @@ use crate::target::ha_client;
 use anyhow::Result;
 use pwsync_energy::{Field, Gap};
 use pwsync_influx::QueryLog;
+use pwsync_jobs::dashboard::{self, DashboardAudit};
 use pwsync_jobs::range::fmt_ts;
 use pwsync_recorder::{RecorderDb, RecorderOptions};
 use serde::Serialize;
@@ -33,6 +34,8 @@ pub struct InfluxInfo {
     pub gaps: Vec<Gap>,
     pub gap_count: usize,
     pub gap_hours: f64,
+    /// Rows stamped after now and the latest of them: every read ignores them.
+    pub future_points: Option<(u64, i64)>,
     pub recent_queries: Vec<QueryLog>,
 }
 
@@ -49,6 +52,8 @@ pub struct HaInfo {
     pub pwsync_missing: Vec<String>,
     /// Energy statistics of Tesla integrations (`migrate` sources), `platform: id`.
     pub tesla_statistics: Vec<String>,
+    /// Which of pwsync's meters HA's Energy dashboard counts, and what it counts twice.
+    pub energy_dashboard: Option<DashboardAudit>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -117,13 +122,27 @@ async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {
     let range = async {
         c.check_source(&source.map, &fields).await?;
         let first = c.first_timestamp(&source.map, &fields).await?;
-        let last = c.last_timestamp(&source.map, &fields).await?;
-        Ok::<_, pwsync_influx::InfluxError>((first, last))
+        let now = chrono::Utc::now().timestamp();
+        let future = c.future_points(&source.map, &fields, now).await?;
+        // The data's end as every read sees it: points after now are ignored.
+        let last = c
+            .last_timestamp(&source.map, &fields)
+            .await?
+            .map(|t| t.min(now));
+        Ok::<_, pwsync_influx::InfluxError>((first, last, future))
     };
     match range.await {
-        Ok((first, last)) => {
+        Ok((first, last, future)) => {
             r.influxdb.first = first;
             r.influxdb.last = last;
+            r.influxdb.future_points = future;
+            if let Some((n, latest)) = future {
+                r.problems.push(format!(
+                    "InfluxDB holds {n} point(s) stamped after now, up to {}: pwsync ignores them; set the Powerwall-Dashboard host's clock right (NTP) and delete them with `DELETE FROM {} WHERE time > now()`",
+                    chrono::DateTime::from_timestamp(latest, 0).map(|d| d.to_rfc3339()).unwrap_or_default(),
+                    cfg.influxdb.measurement
+                ));
+            }
             if let (Some(f), Some(l)) = (first, last) {
                 // Gaps do not depend on the bucket: days keep the result small.
                 match c
@@ -210,6 +229,21 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
                 .push(format!("{}: {}", e.platform, e.entity_id));
         }
     }
+    match client.energy_get_prefs().await {
+        Ok(prefs) => {
+            let prefs = prefs.unwrap_or_else(dashboard::default_prefs);
+            let registry: Vec<_> = registry.into_iter().map(super::migrate::entity).collect();
+            let audit = dashboard::audit(&prefs, &cfg.site, &registry);
+            r.warnings.extend(
+                audit
+                    .problems
+                    .iter()
+                    .map(|p| format!("Energy dashboard: {p}")),
+            );
+            r.homeassistant.energy_dashboard = Some(audit);
+        }
+        Err(e) => r.warnings.push(format!("Energy dashboard: {e}")),
+    }
 }
 
 /// Whether pwsync was tested with HA `version`, and which releases it was tested with.
@@ -288,6 +322,16 @@ fn next_action(r: &Report) -> String {
     if !h.pwsync_missing.is_empty() {
         return "fill HA's statistics from InfluxDB: `pwsync backfill --all --dry-run`, then `pwsync backfill --all`".into();
     }
+    if let Some(a) = h
+        .energy_dashboard
+        .as_ref()
+        .filter(|a| !a.missing.is_empty())
+    {
+        return format!(
+            "put pwsync's meters into HA's Energy dashboard ({} missing there): `pwsync energy-dashboard --dry-run`, then `pwsync energy-dashboard`",
+            a.missing.len()
+        );
+    }
     if r.mqtt.as_ref().is_some_and(|m| !m.1) {
         return "start the MQTT broker HA uses and point mqtt.url at it, then `pwsync serve`"
             .into();
@@ -350,6 +394,15 @@ fn print(r: &Report, tz: chrono_tz::Tz) {
             "  Tesla integration statistics: {}",
             list(&h.tesla_statistics)
         );
+        if let Some(a) = &h.energy_dashboard {
+            let labels =
+                |v: &[dashboard::Slot]| v.iter().map(|s| s.label().to_string()).collect::<Vec<_>>();
+            println!(
+                "  Energy dashboard uses pwsync's meters for: {}; not for: {}",
+                list(&labels(&a.uses)),
+                list(&labels(&a.missing))
+            );
+        }
     }
     match &r.mqtt {
         Some((addr, ok)) => println!(

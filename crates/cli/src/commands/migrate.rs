@@ -98,6 +98,11 @@ pub async fn run(args: MigrateArgs, cfg: &Config) -> Result<ExitCode> {
                 b.display()
             );
         }
+        if !args.dry_run && !report.phase2_failed() {
+            println!(
+                "Next: show pwsync's meters in HA's Energy dashboard (HA running): `pwsync energy-dashboard --dry-run`, then `pwsync energy-dashboard` (with --replace to take the places of the Tesla meters it names)"
+            );
+        }
     }
     if report.phase2_failed() {
         eprintln!(
@@ -197,7 +202,7 @@ async fn registry(args: &MigrateArgs, target: &Opened) -> Result<Option<Vec<Regi
     Ok(Some(entries.into_iter().map(entity).collect()))
 }
 
-fn entity(e: pwsync_ha::RegistryEntry) -> RegistryEntity {
+pub(crate) fn entity(e: pwsync_ha::RegistryEntry) -> RegistryEntity {
     RegistryEntity {
         entity_id: e.entity_id,
         platform: e.platform,

@@ -6,6 +6,7 @@ pub mod check;
 mod demo;
 mod doctor;
 pub mod energy;
+mod energy_dashboard;
 pub mod migrate;
 mod repair;
 pub mod serve;
@@ -31,6 +32,8 @@ pub enum Command {
     Backfill(backfill::BackfillArgs),
     /// Teslemetry (and other Tesla integrations') statistics onto pwsync's sensors, then backfill.
     Migrate(migrate::MigrateArgs),
+    /// pwsync's meters into HA's Energy dashboard, merged with what is there (undo: --restore).
+    EnergyDashboard(energy_dashboard::EnergyDashboardArgs),
     /// Find spikes, negative hours, gaps and disagreements with InfluxDB.
     Check(check::CheckArgs),
     /// Fix what `check` finds by splicing InfluxDB's energy into the bad hours.
@@ -47,6 +50,9 @@ pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
         Command::Simulate(a) => simulate::run(a, &Config::load(config)?).await.map(ok),
         Command::Backfill(a) => backfill::run(a, &Config::load(config)?).await.map(ok),
         Command::Migrate(a) => migrate::run(a, &Config::load(config)?).await,
+        Command::EnergyDashboard(a) => energy_dashboard::run(a, &Config::load(config)?, config)
+            .await
+            .map(ok),
         Command::Check(a) => check::run(a, &Config::load(config)?).await,
         Command::Repair(a) => repair::run(a, &Config::load(config)?).await.map(ok),
         Command::Doctor(a) => doctor::run(a, &Config::load(config)?).await,

@@ -13,9 +13,10 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use pwsync_energy::audit::Tolerance;
 use pwsync_energy::live::{
-    app_battery_level, battery_state, grid_state, island_status, seam_shift, LiveMeter,
+    app_battery_level, battery_state, grid_state, island_status, seam, LiveMeter, Seam,
 };
 use pwsync_energy::local::{local_date, local_day_range, month_range};
+use pwsync_energy::meter::format_reading;
 use pwsync_energy::{floor_hour, floor_to, Field, Sample, HOUR};
 use pwsync_ha::WsStore;
 use pwsync_influx::LiveWindow;
@@ -35,9 +36,10 @@ const QUARTER: i64 = 15 * 60;
 const STALE: i64 = 10 * 60;
 /// How far back the meter's hour-boundary readings are kept for the seam guard.
 const MARKS_KEPT: i64 = 72 * 3600;
-/// A 5-minute chain this far (kWh) from continuing the hourly chain is moved; and a previous
-/// hourly row whose `state` is this close to pwsync's meter was written by pwsync.
-const SEAM_TOLERANCE: f64 = 0.01;
+/// A previous hourly row whose `state` is this close (kWh) to pwsync's meter at its end was
+/// written by pwsync (a reading step apart at most; more leaves room for InfluxDB revising a
+/// minute after the backfill).
+const SEAM_SCALE_TOLERANCE: f64 = 0.01;
 /// Seconds between seam checks (HA compiles 5-minute rows every 5 minutes).
 const GUARD_EVERY: i64 = 20;
 
@@ -185,7 +187,7 @@ impl HaLink {
     }
 
     /// Keep HA's live 5-minute chain continuous with the hourly rows before it (see
-    /// [`seam_shift`]): after a backfill through the websocket HA starts a new meter's sum at 0.
+    /// [`seam`]): after a backfill through the websocket HA starts a new meter's sum at 0.
     async fn guard_seam(&self, cfg: &Config, live: &Live) {
         if !self.configured {
             return;
@@ -194,26 +196,49 @@ impl HaLink {
         let store = WsStore::new(client);
         for f in Field::ALL {
             let id = cfg.meter_entity(f);
-            match seam_plan(&store, &id, live.marks.get(&f)).await {
-                Ok(Some(shift)) => {
-                    let write = StatWrite {
-                        meta: StatMeta::energy_kwh(&id, f.display_name()),
-                        shifts: vec![shift],
-                        hourly: vec![],
-                        short_term: vec![],
-                    };
-                    let plan = WritePlan {
-                        writes: vec![write],
-                    };
-                    match store.apply(&plan).await {
-                        Ok(()) => {
-                            tracing::warn!(statistic = %id, from = shift.from, delta_kwh = shift.delta, "moved HA's live 5-minute chain onto the hourly history (seam)")
-                        }
-                        Err(e) => tracing::warn!(statistic = %id, "seam shift failed: {e}"),
-                    }
+            let (from, found) = match seam_plan(&store, &id, live.marks.get(&f)).await {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::debug!(statistic = %id, "seam check skipped: {e}");
+                    continue;
                 }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(statistic = %id, "seam check skipped: {e}"),
+            };
+            let delta = match found {
+                Seam::Continuous => continue,
+                Seam::Incomplete => {
+                    tracing::debug!(statistic = %id, "seam: a row without state or sum, nothing to continue");
+                    continue;
+                }
+                Seam::Foreign => {
+                    tracing::debug!(statistic = %id, "seam: the last hourly state is not pwsync's meter (migrated or foreign rows); `pwsync check` reports the seam");
+                    continue;
+                }
+                Seam::Below { below_by } => {
+                    tracing::debug!(statistic = %id, below_by_kwh = below_by, "seam: the live meter reads below the last hourly state; the chain continues with no growth there");
+                    continue;
+                }
+                Seam::Shift { delta, below_by } => {
+                    if below_by > 0.0 {
+                        tracing::warn!(statistic = %id, below_by_kwh = below_by, "seam: the live meter reads below the last hourly state; the chain continues with no growth there");
+                    }
+                    delta
+                }
+            };
+            let shift = Shift { from, delta };
+            let plan = WritePlan {
+                writes: vec![StatWrite {
+                    meta: StatMeta::energy_kwh(&id, f.display_name()),
+                    shifts: vec![shift],
+                    hourly: vec![],
+                    short_term: vec![],
+                }],
+            };
+            match store.apply(&plan).await {
+                Ok(()) => {
+                    tracing::warn!(statistic = %id, from, delta_kwh = delta, "moved HA's live 5-minute chain onto the hourly history (seam)")
+                }
+                Err(e) => tracing::warn!(statistic = %id, "seam shift failed: {e}"),
             }
         }
     }
@@ -236,6 +261,7 @@ impl HaLink {
                 pct: 10.0,
             },
             lookback: Duration::from_secs(48 * 3600),
+            live_lag_secs: super::check::live_lag_secs(cfg),
         };
         match heal(source, &store, &opts, now()).await {
             Ok(r) if r.rows > 0 => tracing::warn!(
@@ -249,13 +275,14 @@ impl HaLink {
     }
 }
 
-/// The shift the seam of `id` needs, if any: its newest 5-minute row against the last hourly
-/// row before that row's hour.
+/// The seam of `id`: its newest 5-minute row against the last hourly row before that row's
+/// hour, and where a shift would start (that hourly row's end). `None` when either row is
+/// missing or serve has no meter reading for that hour's end.
 async fn seam_plan(
     store: &WsStore,
     id: &str,
     marks: Option<&BTreeMap<i64, f64>>,
-) -> Result<Option<Shift>> {
+) -> Result<Option<(i64, Seam)>> {
     let Some(short) = store
         .last_before(id, Table::ShortTerm, now() + HOUR)
         .await?
@@ -272,7 +299,10 @@ async fn seam_plan(
     let Some(meter) = marks.and_then(|m| m.get(&from)) else {
         return Ok(None);
     };
-    Ok(seam_shift(&prev, &short, *meter, SEAM_TOLERANCE).map(|delta| Shift { from, delta }))
+    Ok(Some((
+        from,
+        seam(&prev, &short, *meter, SEAM_SCALE_TOLERANCE),
+    )))
 }
 
 /// The lifetime meters read back from the broker (retained states from before a restart).
@@ -533,7 +563,7 @@ async fn poll_values(source: &Source, live: &mut Live) -> Result<BTreeMap<String
         }
         marks.retain(|t, _| *t >= now - MARKS_KEPT);
         let kwh = m.update(samples, gap, now - SETTLE);
-        out.insert(f.sensor_key().to_string(), format!("{kwh:.6}"));
+        out.insert(f.sensor_key().to_string(), format_reading(kwh));
         for (suffix, p) in [("today", live.today[&f]), ("this_month", live.month[&f])] {
             let value = (kwh - p.meter_at_start).max(0.0);
             let reset = tz

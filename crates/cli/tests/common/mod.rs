@@ -8,6 +8,7 @@ use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
 use pwsync_store::StatMeta;
 use pwsync_testkit::ha::{self, HaInstance};
 use pwsync_testkit::influxd::InfluxServer;
+use pwsync_testkit::or_skip;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -24,19 +25,7 @@ pub fn tz() -> chrono_tz::Tz {
 /// The servers a scenario needs, or `None` to skip where they are truly absent.
 pub fn servers() -> Option<InfluxServer> {
     ha::venv_or_skip()?;
-    influx_or_skip()
-}
-
-/// A fresh InfluxDB, or `None` to skip where it cannot start; with `CI` set it must start.
-pub fn influx_or_skip() -> Option<InfluxServer> {
-    match InfluxServer::start() {
-        Ok(s) => Some(s),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: {e}");
-            None
-        }
-        Err(e) => panic!("{e:#}"),
-    }
+    or_skip(InfluxServer::start())
 }
 
 /// Run pwsync with only the environment given here (plus PATH/HOME).

@@ -13,14 +13,15 @@ pub use discover::{discover, parse_maps, DiscoverError, Found, Mapping, Platform
 use crate::backfill::{backfill, meter_name, BackfillOptions, BackfillReport, Step};
 use crate::range::{compiled_limit, DateRange, RangeStart};
 use crate::write::splice_into;
-use crate::{EnergySource, JobError};
+use crate::JobError;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use pwsync_energy::local::{local_date, local_day_range};
 use pwsync_energy::teslemetry::{hourly_energy, Rejected};
 use pwsync_energy::{Field, StatRow};
-use pwsync_store::{Overlay, StatMeta, StatisticsStore, Table, WritePlan};
+use pwsync_store::{EnergySource, Overlay, StatMeta, StatisticsStore, Table, WritePlan};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// Tesla's energy products keep history from 2015 on: no source statistic starts earlier.
@@ -234,7 +235,17 @@ async fn plan_source(
         .filter(|(t, _)| *t >= start && *t < end)
         .collect();
     let meta = StatMeta::energy_kwh(&m.target, &meter_name(m.field));
-    let sp = splice_into(store, meta, start, end, &energy, &[], opts.overwrite.into()).await?;
+    let sp = splice_into(
+        store,
+        meta,
+        start,
+        end,
+        &energy,
+        &[],
+        &[],
+        opts.overwrite.into(),
+    )
+    .await?;
     let report = SourceReport {
         source: m.source.clone(),
         unit: m.unit.clone(),
@@ -324,23 +335,64 @@ async fn phase2(
         tz: opts.tz,
         now: opts.now,
     };
-    r.why = match opts.strategy {
-        MergeStrategy::PrioritizeInflux => format!(
-            "InfluxDB data starts {day}; replacing {} migrated hours with InfluxDB data, which is more accurate (hours InfluxDB covers only partly keep their migrated value)",
-            r.migrated_hours_in_range
-        ),
-        MergeStrategy::PrioritizeTeslemetry => format!(
-            "InfluxDB data starts {day}; keeping {} migrated hours and filling only hours without migrated data from InfluxDB",
-            r.migrated_hours_in_range
-        ),
-    };
     match backfill(source, store, &backfill_opts, progress).await {
         Ok((report, plan)) => {
+            r.why = phase2_outcome(opts, day, sources, day_start, &report, &plan);
             r.ran = true;
             r.backfill = Some(report);
             (r, plan)
         }
-        Err(e) => failed(r, opts, Some(day), e.to_string()),
+        Err(e) => {
+            r.why = format!("InfluxDB data starts {day}; the backfill from there failed");
+            failed(r, opts, Some(day), e.to_string())
+        }
+    }
+}
+
+/// What phase 2 did (or, on a dry run, would do) to the migrated hours, counted from its plan:
+/// how many of them InfluxDB's energy replaced and how many rows it wrote in all.
+fn phase2_outcome(
+    opts: &MigrateOptions,
+    day: NaiveDate,
+    sources: &[SourceReport],
+    day_start: i64,
+    report: &BackfillReport,
+    plan: &WritePlan,
+) -> String {
+    let mut migrated = 0;
+    let mut replaced = 0;
+    for s in sources {
+        let partial = report
+            .fields
+            .iter()
+            .filter(|f| f.statistic_id == s.target)
+            .flat_map(|f| f.kept_partial_hours.iter().copied())
+            .collect::<BTreeSet<i64>>();
+        let written: BTreeSet<i64> = plan
+            .writes
+            .iter()
+            .filter(|w| w.meta.statistic_id == s.target)
+            .flat_map(|w| w.hourly.iter().map(|r| r.start))
+            .collect();
+        for h in s.written_hours.iter().filter(|t| **t >= day_start) {
+            migrated += 1;
+            replaced += usize::from(written.contains(h) && !partial.contains(h));
+        }
+    }
+    let rows = plan.row_count();
+    let (did, wrote) = if opts.dry_run {
+        ("would replace", "would write")
+    } else {
+        ("replaced", "wrote")
+    };
+    match opts.strategy {
+        MergeStrategy::PrioritizeInflux => format!(
+            "InfluxDB data starts {day}; {did} {replaced} of {migrated} migrated hours since then with InfluxDB data and {wrote} {rows} rows in all (the other {} hours: InfluxDB has the same energy, covers them only partly or not at all, so they keep their migrated energy)",
+            migrated - replaced
+        ),
+        MergeStrategy::PrioritizeTeslemetry => format!(
+            "InfluxDB data starts {day}; kept {migrated} migrated hours since then and {wrote} {rows} rows from InfluxDB where no migrated data was"
+        ),
     }
 }
 

@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use pwsync_recorder::{Engine, HaStatus, RecorderDb, RecorderOptions};
 use pwsync_testkit::ha_chroot;
-use pwsync_testkit::process::wait_until_handles_sigterm;
+use pwsync_testkit::process::{owns_listener, wait_until_handles_sigterm};
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer, DATABASE};
 use pwsync_testkit::{free_port, Missing, ServerProcess};
 use sqlx::any::AnyPoolOptions;
@@ -170,7 +170,8 @@ impl Hass {
             if let Ok(Some(status)) = self.process.child_mut().try_wait() {
                 bail!("hass exited ({status}):\n{}", self.log_tail());
             }
-            let http_up = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            // Its own listener: another process may hold a port we picked (issue 17).
+            let http_up = owns_listener(self.pid(), self.port);
             if http_up && self.started(url).await && Self::seen_running(url).await {
                 return Ok(());
             }

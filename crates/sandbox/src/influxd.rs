@@ -1,26 +1,33 @@
 //! A real InfluxDB 1.x (`influxd` from Debian's `influxdb` package) in a temp dir.
 
-use crate::process::{free_port, require, wait_for_port, ServerProcess};
+use crate::http;
+use crate::port::free_port;
+use crate::process::{require, ServerProcess};
+use crate::start::{wait_ready, with_port_retries, StartError};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+const INSTALL_HINT: &str = "apt-get install influxdb";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct InfluxServer {
     dir: tempfile::TempDir,
     port: u16,
+    rpc_port: u16,
     process: Option<ServerProcess>,
 }
 
 impl InfluxServer {
     /// Start without authentication.
     pub fn start() -> Result<Self> {
-        Self::start_inner(false)
+        Self::start_on(false, free_port)
     }
 
     /// Start with authentication on and an admin user `user`/`password`.
     pub fn start_with_auth(user: &str, password: &str) -> Result<Self> {
-        let s = Self::start_inner(true)?;
+        let s = Self::start_on(true, free_port)?;
         // With auth on and no users, InfluxDB 1.x allows exactly this statement.
         let q = format!("CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES");
         let status = Command::new("curl")
@@ -33,14 +40,30 @@ impl InfluxServer {
         Ok(s)
     }
 
-    fn start_inner(auth: bool) -> Result<Self> {
-        require("influxd", "apt-get install influxdb")?;
-        let dir = tempfile::Builder::new()
-            .prefix("pwsync-influxd-")
-            .tempdir()?;
-        let port = free_port();
-        let rpc = free_port();
-        let d = dir.path().display();
+    /// Start on ports drawn from `ports` (HTTP, then RPC), drawing new ones when influxd finds
+    /// one taken. The harness's own tests hand it a taken port first; everyone else wants
+    /// [`InfluxServer::start`].
+    pub fn start_on(auth: bool, mut ports: impl FnMut() -> u16) -> Result<Self> {
+        require("influxd", INSTALL_HINT)?;
+        with_port_retries("influxd", || {
+            let dir = tempfile::Builder::new()
+                .prefix("pwsync-influxd-")
+                .tempdir()?;
+            let mut s = InfluxServer {
+                dir,
+                port: ports(),
+                rpc_port: ports(),
+                process: None,
+            };
+            s.write_config(auth)?;
+            s.spawn()?;
+            Ok(s)
+        })
+    }
+
+    fn write_config(&self, auth: bool) -> Result<()> {
+        let d = self.dir.path().display();
+        let (port, rpc) = (self.port, self.rpc_port);
         let conf = format!(
             "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
              [meta]\n  dir = \"{d}/meta\"\n\
@@ -50,26 +73,30 @@ impl InfluxServer {
              [monitor]\n  store-enabled = false\n\
              [continuous_queries]\n  enabled = false\n"
         );
-        std::fs::write(dir.path().join("influxdb.conf"), conf)?;
-        let mut s = InfluxServer {
-            dir,
-            port,
-            process: None,
-        };
-        s.spawn()?;
-        Ok(s)
+        std::fs::write(self.dir.path().join("influxdb.conf"), conf)?;
+        Ok(())
     }
 
-    fn spawn(&mut self) -> Result<()> {
+    /// Start influxd on this server's config; ready once it owns both ports and answers `/ping`
+    /// as InfluxDB (204 with its `X-Influxdb-Version` header).
+    fn spawn(&mut self) -> Result<(), StartError> {
         let conf = self.dir.path().join("influxdb.conf");
+        let log = self.log_path();
         let mut p = ServerProcess::spawn(
             "influxd",
-            Command::new(require("influxd", "apt-get install influxdb")?)
+            Command::new(require("influxd", INSTALL_HINT)?)
                 .arg("-config")
                 .arg(&conf),
-            &self.dir.path().join("influxd.log"),
+            &log,
         )?;
-        wait_for_port(self.port, Duration::from_secs(30), p.child_mut(), "influxd")?;
+        let port = self.port;
+        wait_ready(
+            &mut p,
+            &[self.port, self.rpc_port],
+            &log,
+            START_TIMEOUT,
+            || answers_ping(port),
+        )?;
         self.process = Some(p);
         Ok(())
     }
@@ -100,6 +127,12 @@ impl InfluxServer {
     /// Start again on the same port with the same data.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        self.spawn()
+        self.spawn().map_err(StartError::into_anyhow)
     }
+}
+
+/// Whether InfluxDB answers `/ping` on `port`: 204 and the version header only InfluxDB sends.
+pub fn answers_ping(port: u16) -> bool {
+    http::get(port, "/ping", Duration::from_secs(2))
+        .is_some_and(|r| r.status == 204 && r.header("X-Influxdb-Version").is_some())
 }

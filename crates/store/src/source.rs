@@ -1,4 +1,5 @@
-//! What a job needs from the energy source (InfluxDB in production).
+//! The other port: what a job needs from the energy source (InfluxDB in production;
+//! `pwsync-influx`'s `InfluxSource` implements it).
 
 use async_trait::async_trait;
 use pwsync_energy::{Field, Integration};

@@ -1,0 +1,407 @@
+//! `pwsync energy-dashboard` end to end against a real Home Assistant 2025.4.4: pwsync's
+//! meters into empty Energy preferences (and HA's Energy data reading the backfilled energy
+//! through them), foreign sources kept, a Teslemetry grid meter refused without `--replace`,
+//! replaced with it and put back by `--restore`, and a dry run that leaves `.storage/energy`
+//! as it was.
+//!
+//! The test configuration has no `default_config:`, so each HA here loads `energy:` itself.
+
+mod common;
+
+use common::*;
+use pwsync_energy::{Field, StatRow, HOUR};
+use pwsync_ha::HaClient;
+use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use serde_json::{json, Value};
+use std::path::Path;
+
+const METERS: [(Field, &str); 5] = [
+    (Field::FromGrid, "sensor.powerwall_grid_imported"),
+    (Field::ToGrid, "sensor.powerwall_grid_exported"),
+    (Field::Solar, "sensor.powerwall_solar_generated"),
+    (Field::FromPw, "sensor.powerwall_battery_discharged"),
+    (Field::ToPw, "sensor.powerwall_battery_charged"),
+];
+const TESLA_GRID: &str = "sensor.my_home_grid_imported";
+
+fn options(storage_files: Vec<(String, String)>) -> HaOptions {
+    HaOptions {
+        storage_files,
+        extra_config: "energy:\n".into(),
+        ..HaOptions::default().with_time_zone(ZONE)
+    }
+}
+
+fn ha_env(ha: &HaInstance) -> Vec<(&'static str, String)> {
+    vec![
+        ("PWSYNC_HOMEASSISTANT__URL", ha.url()),
+        ("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()),
+    ]
+}
+
+async fn prefs(c: &HaClient) -> Option<Value> {
+    c.energy_get_prefs().await.unwrap()
+}
+
+/// The statistics the preferences count for a slot, as HA's own dashboard finds them.
+fn slot_stats(p: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in p["energy_sources"].as_array().unwrap() {
+        let t = s["type"].as_str().unwrap().to_string();
+        for f in s["flow_from"].as_array().into_iter().flatten() {
+            out.push((
+                "grid_from".into(),
+                f["stat_energy_from"].as_str().unwrap().into(),
+            ));
+        }
+        for f in s["flow_to"].as_array().into_iter().flatten() {
+            out.push((
+                "grid_to".into(),
+                f["stat_energy_to"].as_str().unwrap().into(),
+            ));
+        }
+        for k in ["stat_energy_from", "stat_energy_to"] {
+            if let Some(id) = s[k].as_str() {
+                out.push((format!("{t}_{k}"), id.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// HA's energy over one local day of a statistic (`recorder/statistic_during_period`, what the
+/// Energy dashboard's day view asks for), in kWh.
+async fn ha_day_change(c: &HaClient, id: &str, day: &str) -> f64 {
+    let start = day_start(day);
+    let v = c
+        .call(
+            "recorder/statistic_during_period",
+            json!({
+                "statistic_id": id,
+                "fixed_period": {
+                    "start_time": pwsync_ha::client::iso(start),
+                    "end_time": pwsync_ha::client::iso(start + 24 * HOUR),
+                },
+                "types": ["change"],
+                "units": {"energy": "kWh"},
+            }),
+        )
+        .await
+        .unwrap();
+    v["change"].as_f64().unwrap_or_else(|| panic!("{id}: {v}"))
+}
+
+#[tokio::test]
+async fn empty_preferences_get_pwsync_meters_and_ha_reads_the_backfilled_energy_through_them() {
+    let Some(influx) = servers() else { return };
+    const DAY: &str = "2025-06-11";
+    simulate(&influx.url(), "2025-06-10", 3, 7);
+    let ha = HaInstance::start(options(Vec::new())).unwrap();
+    let c = ha_client(&ha);
+    let mut env = ha_env(&ha);
+    env.push(("PWSYNC_INFLUXDB__URL", influx.url()));
+    env.push(("PWSYNC_TIME_ZONE", ZONE.to_string()));
+    assert_eq!(
+        prefs(&c).await,
+        None,
+        "a fresh HA has no Energy preferences"
+    );
+
+    // Before the backfill, the meters' statistics do not exist: refused, nothing written.
+    let o = pwsync(&env, &["energy-dashboard"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("pwsync backfill --all") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    ok(pwsync(&env, &["backfill", "--start", DAY, "--end", DAY]));
+
+    let doctor = ok(pwsync(&env, &["doctor", "--json"]));
+    let d = &doctor["homeassistant"]["energy_dashboard"];
+    assert_eq!(d["missing"].as_array().unwrap().len(), 5, "{d}");
+    assert!(
+        doctor["next_action"]
+            .as_str()
+            .unwrap()
+            .contains("pwsync energy-dashboard --dry-run"),
+        "{doctor}"
+    );
+
+    let dry = ok(pwsync(&env, &["energy-dashboard", "--dry-run", "--json"]));
+    assert_eq!(dry["changed"], true);
+    assert_eq!(dry["added"].as_array().unwrap().len(), 5);
+    assert_eq!(dry["backup"], Value::Null);
+    assert_eq!(prefs(&c).await, None, "the dry run wrote nothing");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = tmp.path().join("before.json");
+    let o = pwsync(
+        &env,
+        &["energy-dashboard", "--backup", backup.to_str().unwrap()],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("+ ") && out.contains("--restore"), "{out}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&backup).unwrap()).unwrap();
+    assert_eq!(
+        saved,
+        json!({"energy_sources": [], "device_consumption": []})
+    );
+
+    let after = prefs(&c).await.expect("HA has preferences now");
+    let mut got = slot_stats(&after);
+    got.sort();
+    let mut want: Vec<(String, String)> = [
+        ("grid_from", METERS[0].1),
+        ("grid_to", METERS[1].1),
+        ("solar_stat_energy_from", METERS[2].1),
+        ("battery_stat_energy_from", METERS[3].1),
+        ("battery_stat_energy_to", METERS[4].1),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(!after.to_string().contains("home_usage"));
+
+    // HA's Energy data of the day, read through the statistics the preferences name, is
+    // InfluxDB's energy of the day.
+    let (start, end) = (day_start(DAY), day_start(DAY) + 24 * HOUR);
+    let mut with_energy = 0;
+    for (field, id) in METERS {
+        let want: f64 = influx_hourly(&influx.url(), field, start, end)
+            .await
+            .values()
+            .sum();
+        let got = ha_day_change(&c, id, DAY).await;
+        eprintln!("{id}: HA {got:.3} kWh, InfluxDB {want:.3} kWh");
+        with_energy += usize::from(want > 0.1);
+        assert!(
+            (got - want).abs() < 1e-3,
+            "{id}: HA reads {got} kWh, InfluxDB has {want} kWh"
+        );
+    }
+    assert!(
+        with_energy >= 3,
+        "the simulated day moves energy on most flows"
+    );
+
+    let doctor = ok(pwsync(&env, &["doctor", "--json"]));
+    let d = &doctor["homeassistant"]["energy_dashboard"];
+    assert_eq!(d["uses"].as_array().unwrap().len(), 5, "{d}");
+    assert_eq!(d["problems"], json!([]));
+
+    // A second run has nothing to do and saves nothing.
+    let again = tmp.path().join("again.json");
+    let o = pwsync(
+        &env,
+        &["energy-dashboard", "--backup", again.to_str().unwrap()],
+    );
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to change"));
+    assert!(!again.exists());
+}
+
+fn registry() -> String {
+    json!({
+        "version": 1,
+        "minor_version": 1,
+        "key": "core.entity_registry",
+        "data": {"entities": [{
+            "entity_id": TESLA_GRID,
+            "platform": "teslemetry",
+            "unique_id": "2252168612345-grid_energy_imported",
+            "original_name": "Grid imported",
+            "unit_of_measurement": "kWh",
+        }]}
+    })
+    .to_string()
+}
+
+/// The user's preferences: Teslemetry's grid meter with a tariff, and sources pwsync must keep.
+fn seeded_prefs() -> Value {
+    json!({
+        "energy_sources": [
+            {"type": "grid", "flow_from": [{"stat_energy_from": TESLA_GRID, "stat_cost": null,
+                "entity_energy_price": null, "number_energy_price": 0.31}],
+             "flow_to": [], "cost_adjustment_day": 0.5},
+            {"type": "solar", "stat_energy_from": "sensor.garage_array_energy",
+             "config_entry_solar_forecast": null},
+            {"type": "gas", "stat_energy_from": "sensor.gas_meter", "stat_cost": null,
+             "entity_energy_price": null, "number_energy_price": 1.1},
+            {"type": "water", "stat_energy_from": "sensor.water_meter", "stat_cost": null,
+             "entity_energy_price": null, "number_energy_price": null},
+        ],
+        "device_consumption": [{"stat_consumption": "sensor.fridge_energy", "name": "Fridge"}],
+    })
+}
+
+fn energy_file() -> String {
+    serde_json::to_string_pretty(&json!({
+        "version": 1, "minor_version": 1, "key": "energy", "data": seeded_prefs()
+    }))
+    .unwrap()
+}
+
+fn energy_path(ha: &HaInstance) -> std::path::PathBuf {
+    ha.config_dir().join(".storage").join("energy")
+}
+
+fn text(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore_puts_it_back() {
+    if ha::venv_or_skip().is_none() {
+        return;
+    }
+    let mut ha = HaInstance::start(options(vec![
+        ("core.entity_registry".into(), registry()),
+        ("energy".into(), energy_file()),
+    ]))
+    .unwrap();
+    let c = ha_client(&ha);
+    let env = ha_env(&ha);
+    // pwsync's meters exist as statistics (a day of backfill would leave the same).
+    let t0 = day_start("2025-06-11");
+    for (k, (_, id)) in METERS.iter().enumerate() {
+        let rows: Vec<StatRow> = (0..3)
+            .map(|h| StatRow {
+                start: t0 + h * HOUR,
+                state: Some((h + 1) as f64 * (k + 1) as f64),
+                sum: Some((h + 1) as f64 * (k + 1) as f64),
+            })
+            .collect();
+        import_and_wait(&c, id, &rows).await;
+    }
+    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+
+    // Without --replace: refused in one line naming the meter, nothing changed.
+    let o = pwsync(&env, &["energy-dashboard"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(TESLA_GRID) && err.contains("teslemetry") && err.contains("--replace"),
+        "{err}"
+    );
+    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+
+    // A dry run with --replace shows the swap and writes nothing: after HA stops (its final
+    // write flushes any save it still holds back, HA saves .storage/energy up to 60 s late)
+    // the file is byte for byte the seeded one.
+    let o = pwsync(&env, &["energy-dashboard", "--dry-run", "--replace"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains(&format!(
+            "-           \"stat_energy_from\": \"{TESLA_GRID}\""
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("+           \"stat_energy_from\": \"sensor.powerwall_grid_imported\""),
+        "{out}"
+    );
+    assert!(out.contains("Dry run: nothing written."), "{out}");
+    ha.restart_async().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(energy_path(&ha)).unwrap(),
+        energy_file(),
+        "the dry run left .storage/energy as it was"
+    );
+
+    // With --replace: pwsync's meter takes the Teslemetry meter's place, tariff and all.
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = tmp.path().join("before.json");
+    let o = pwsync(
+        &env,
+        &[
+            "energy-dashboard",
+            "--replace",
+            "--backup",
+            backup.to_str().unwrap(),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains(&format!("replace {TESLA_GRID} (teslemetry meter)")),
+        "{out}"
+    );
+    let after = prefs(&c).await.unwrap();
+    let sources = after["energy_sources"].as_array().unwrap();
+    assert_eq!(
+        sources[0],
+        json!({"type": "grid", "flow_from": [{"stat_energy_from": METERS[0].1, "stat_cost": null,
+                "entity_energy_price": null, "number_energy_price": 0.31}],
+               "flow_to": [{"stat_energy_to": METERS[1].1, "stat_compensation": null,
+                "entity_energy_price": null, "number_energy_price": null}],
+               "cost_adjustment_day": 0.5})
+    );
+    for kept in seeded_prefs()["energy_sources"].as_array().unwrap()[1..].iter() {
+        assert!(sources.contains(kept), "{kept} kept");
+    }
+    assert!(sources
+        .iter()
+        .any(|s| s["type"] == "solar" && s["stat_energy_from"] == METERS[2].1));
+    assert!(sources.iter().any(|s| s["type"] == "battery"
+        && s["stat_energy_from"] == METERS[3].1
+        && s["stat_energy_to"] == METERS[4].1));
+    assert_eq!(
+        after["device_consumption"],
+        seeded_prefs()["device_consumption"]
+    );
+    assert!(!after.to_string().contains(TESLA_GRID));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&backup).unwrap()).unwrap();
+    assert_eq!(
+        saved,
+        seeded_prefs(),
+        "the backup holds the preferences before"
+    );
+
+    // The stop flushes a real save to disk: what made the dry-run check above meaningful.
+    ha.restart_async().await.unwrap();
+    let on_disk = std::fs::read_to_string(energy_path(&ha)).unwrap();
+    assert!(
+        on_disk.contains(METERS[0].1) && !on_disk.contains(TESLA_GRID),
+        "{on_disk}"
+    );
+
+    // --restore puts the preferences before back, exactly.
+    let o = pwsync(
+        &env,
+        &[
+            "energy-dashboard",
+            "--restore",
+            backup.to_str().unwrap(),
+            "--backup",
+            tmp.path().join("undo.json").to_str().unwrap(),
+        ],
+    );
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+
+    // A file that is not saved preferences: refused, one line.
+    let junk = tmp.path().join("junk.json");
+    std::fs::write(&junk, "[1, 2]").unwrap();
+    let o = pwsync(
+        &env,
+        &["energy-dashboard", "--restore", junk.to_str().unwrap()],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("junk.json") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(Path::new(&junk).exists());
+    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+}
