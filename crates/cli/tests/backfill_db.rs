@@ -6,7 +6,7 @@ use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::or_skip;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -302,6 +302,9 @@ async fn an_unknown_schema_version_is_refused_before_influxdb_is_read() {
         .execute(&mut c)
         .await
         .unwrap();
+        // Closed before hashing: HA's database is in WAL mode, and a connection merely dropped
+        // closes later, moving the row from the WAL into the file after `before` was taken.
+        c.close().await.unwrap();
     }
     let before = sha(&db);
     let dburl = format!("sqlite://{}", db.display());
