@@ -294,7 +294,7 @@ async fn migrate_then_influx_replaces_migrated_hours_and_a_rerun_changes_nothing
     );
     assert!(text.contains("What maps to what"), "{text}");
     assert!(
-        text.contains("InfluxDB data starts 2025-10-20; replacing"),
+        text.contains("InfluxDB data starts 2025-10-20; replaced"),
         "{text}"
     );
     assert!(
