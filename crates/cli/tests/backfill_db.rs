@@ -1,16 +1,34 @@
 //! `pwsync backfill --target db` on a recorder SQLite database with the schema a real HA
-//! (2025.4.4) created, from a real InfluxDB.
+//! created (2025.4.4's, kept as an asset; with `PWSYNC_TEST_HA` a newer release's, made by that
+//! HA in the harness), from a real InfluxDB.
 
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::or_skip;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 use std::path::Path;
 use std::process::{Command, Output};
 
 const SCHEMA: &str = include_str!("../assets/ha-2025.4.4-recorder-sqlite.sql");
 const HOME: &str = "sensor.powerwall_home_usage";
+
+/// A recorder database at `db` with the schema of the HA release under test
+/// (`PWSYNC_TEST_HA`): 2025.4.4's from the asset, a newer release's as HA made it in the harness.
+async fn recorder_db(db: &Path) {
+    if pwsync_testkit::ha_chroot::selected() != pwsync_testkit::ha_chroot::NATIVE {
+        let made = pwsync_testkit::ha::reference_sqlite_db_file().unwrap();
+        std::fs::copy(made, db).unwrap();
+        return;
+    }
+    let mut c = SqliteConnectOptions::new()
+        .filename(db)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&mut c).await.unwrap();
+}
 
 fn pwsync(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pwsync"))
@@ -80,15 +98,7 @@ async fn backfill_into_recorder_sqlite_is_exact_idempotent_and_dry_run_writes_no
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("home-assistant_v2.db");
-    {
-        let mut c = SqliteConnectOptions::new()
-            .filename(&db)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql(SCHEMA).execute(&mut c).await.unwrap();
-    }
+    recorder_db(&db).await;
     let dburl = format!("sqlite://{}", db.display());
     let before = sha(&db);
 
@@ -279,20 +289,22 @@ fn backfill_refuses_bad_input_without_writing() {
 async fn an_unknown_schema_version_is_refused_before_influxdb_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("home-assistant_v2.db");
+    recorder_db(&db).await;
     {
         let mut c = SqliteConnectOptions::new()
             .filename(&db)
-            .create_if_missing(true)
             .connect()
             .await
             .unwrap();
-        sqlx::raw_sql(SCHEMA).execute(&mut c).await.unwrap();
         sqlx::raw_sql(
             "INSERT INTO schema_changes (schema_version, changed) VALUES (99, '2030-01-01 00:00:00')",
         )
         .execute(&mut c)
         .await
         .unwrap();
+        // Closed before hashing: HA's database is in WAL mode, and a connection merely dropped
+        // closes later, moving the row from the WAL into the file after `before` was taken.
+        c.close().await.unwrap();
     }
     let before = sha(&db);
     let dburl = format!("sqlite://{}", db.display());

@@ -1,4 +1,5 @@
-//! `pwsync backfill` end to end against a real Home Assistant 2025.4.4 and a real InfluxDB:
+//! `pwsync backfill` end to end against a real Home Assistant (2025.4.4, or the release
+//! `PWSYNC_TEST_HA` names) and a real InfluxDB:
 //! through HA's websocket (HA running), and through the recorder database (HA stopped) on
 //! SQLite, MariaDB and PostgreSQL. The chain HA already holds is imported by HA itself, as a
 //! compiled live sensor would have left it.

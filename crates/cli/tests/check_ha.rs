@@ -1,5 +1,5 @@
-//! `pwsync check` and `pwsync repair` end to end against a real Home Assistant 2025.4.4 and a
-//! real InfluxDB. HA's statistics are damaged the ways users report (imported through HA, or
+//! `pwsync check` and `pwsync repair` end to end against a real Home Assistant (2025.4.4, or
+//! the release `PWSYNC_TEST_HA` names) and a real InfluxDB. HA's statistics are damaged the ways users report (imported through HA, or
 //! written into its recorder database with HA stopped for what only the database holds), then
 //! `check` must find each damage (and nothing on a clean chain), `repair --dry-run` must change
 //! nothing, `repair` must fix everything, `check` must be clean after, and a second `repair`
@@ -348,6 +348,8 @@ fn doctor(env: &[(&str, String)], ha: &HaInstance) {
     );
     let d: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(d["homeassistant"]["version"], ha.version());
+    // Each release the harness runs is one pwsync lists as tested.
+    assert_eq!(d["homeassistant"]["version_tested"], true, "{d}");
     assert_eq!(d["homeassistant"]["time_zone"], ZONE);
     assert_eq!(
         d["homeassistant"]["pwsync_statistics"],
@@ -364,7 +366,9 @@ fn doctor(env: &[(&str, String)], ha: &HaInstance) {
     let text = pwsync(&env, &["doctor"]);
     let shown = String::from_utf8_lossy(&text.stdout);
     assert!(
-        shown.contains("Next: ") && shown.contains("time zone America/Los_Angeles"),
+        shown.contains("Next: ")
+            && shown.contains("time zone America/Los_Angeles")
+            && shown.contains(&format!("pwsync is tested with HA {}", ha.version())),
         "{shown}"
     );
 

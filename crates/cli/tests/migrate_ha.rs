@@ -1,4 +1,5 @@
-//! `pwsync migrate` end to end: a real HA 2025.4.4 whose entity registry holds Teslemetry's
+//! `pwsync migrate` end to end: a real HA (2025.4.4, or the release `PWSYNC_TEST_HA` names)
+//! whose entity registry holds Teslemetry's
 //! energy-site sensors (platform `teslemetry`, real unique ids) and whose recorder holds their
 //! statistics as Teslemetry's daily-resetting meters leave them (state back to 0 at local
 //! midnight, sum continuous on its own scale, one entity in Wh, one negative glitch, a missing

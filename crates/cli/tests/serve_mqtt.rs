@@ -1,5 +1,5 @@
 //! `pwsync serve` against a real Mosquitto, a real InfluxDB and (for discovery) a real HA
-//! 2025.4.4 with its MQTT integration.
+//! (2025.4.4 or `PWSYNC_TEST_HA`) with its MQTT integration.
 
 mod common;
 

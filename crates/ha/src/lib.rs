@@ -22,7 +22,7 @@ pub mod types;
 
 pub use client::{websocket_url, ClientOptions, HaClient};
 pub use error::HaError;
-pub use metadata::{import_metadata, metadata_shape, MetadataShape};
+pub use metadata::{import_metadata, is_tested, metadata_shape, MetadataShape, TESTED_VERSIONS};
 pub use store::{ApplyReport, WsStore, WsStoreOptions};
 pub use types::{
     EntityState, HaConfig, Period, RegistryEntry, StatType, StatValue, StatisticInfo, StatisticKind,

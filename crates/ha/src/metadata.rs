@@ -11,6 +11,15 @@
 use pwsync_store::StatMeta;
 use serde_json::{json, Value};
 
+/// The HA releases every end-to-end test ran against (oldest first; CI runs them all, see
+/// `pwsync_testkit::ha_chroot::TESTED`). `doctor` says whether the connected HA is one of them.
+pub const TESTED_VERSIONS: [&str; 2] = ["2025.4.4", "2026.11.0"];
+
+/// Whether pwsync's tests ran against `ha_version` (the exact release).
+pub fn is_tested(ha_version: &str) -> bool {
+    TESTED_VERSIONS.contains(&ha_version.trim())
+}
+
 /// Which metadata keys an HA version takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataShape {
@@ -90,6 +99,12 @@ pub fn import_metadata(meta: &StatMeta, ha_version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_exact_releases_the_tests_ran_against_are_tested() {
+        assert!(is_tested("2025.4.4") && is_tested("2026.11.0"));
+        assert!(!is_tested("2025.4.3") && !is_tested("2026.11.1") && !is_tested("2026.11"));
+    }
 
     #[test]
     fn versions_parse() {

@@ -4,6 +4,7 @@
 
 use pwsync_ha::{ClientOptions, HaClient};
 use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use pwsync_testkit::ha_chroot;
 use pwsync_testkit::mosquitto::Mosquitto;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ async fn start_restart_stop_keep_the_token_and_close_the_recorder() {
     let mut ha = HaInstance::start(HaOptions::default().with_time_zone("Europe/Berlin")).unwrap();
     let started = t0.elapsed();
     assert!(ha.pid().is_some());
-    assert_eq!(ha.version(), ha::HA_VERSION);
+    assert_eq!(ha.version(), ha_chroot::selected().version);
 
     let client = HaClient::new(ClientOptions::new(&ha.url(), ha.token()));
     let config = client.get_config().await.unwrap();
@@ -26,7 +27,7 @@ async fn start_restart_stop_keep_the_token_and_close_the_recorder() {
     let restarted = t1.elapsed();
     // Same URL and token; the old connection died with the old process, the client reconnects.
     let config = client.get_config().await.unwrap();
-    assert_eq!(config.version, ha::HA_VERSION);
+    assert_eq!(config.version, ha_chroot::selected().version);
 
     let stopped = ha.stop_async().await.unwrap();
     assert!(ha.pid().is_none());
@@ -63,7 +64,16 @@ fn reference_db_has_ha_schema_and_fresh_copies() {
         "SELECT schema_version FROM schema_changes ORDER BY change_id DESC LIMIT 1",
     )
     .unwrap();
-    assert_eq!(version.trim(), "50", "HA 2025.4 writes schema 50");
+    // Read from the database the release under test made: what `recorder/schema.rs` was
+    // checked against and what `ha_chroot::TESTED` records for the recorder tests.
+    let tested = ha_chroot::selected();
+    assert_eq!(
+        version.trim(),
+        tested.schema_version.to_string(),
+        "HA {} writes schema {}",
+        tested.version,
+        tested.schema_version
+    );
     let tables = ha::sqlite_query(
         &venv,
         b.path(),
@@ -119,4 +129,10 @@ async fn mqtt_broker_and_storage_files_are_set_up_before_start() {
     assert_eq!(e.unique_id.as_deref(), Some("1234567890-home_usage"));
     assert_eq!(e.original_name.as_deref(), Some("Home usage"));
     ha.stop_async().await.unwrap();
+}
+
+#[test]
+fn doctor_names_as_tested_exactly_the_releases_the_harness_runs() {
+    let harness: Vec<&str> = ha_chroot::TESTED.iter().map(|t| t.version).collect();
+    assert_eq!(harness, pwsync_ha::TESTED_VERSIONS);
 }

@@ -1,5 +1,6 @@
-//! `heal` (serve's hourly self-healing) against a real Home Assistant 2025.4.4 and a real
-//! InfluxDB. pwsync's serve stopped for two hours while HA kept running: HA's compile left the
+//! `heal` (serve's hourly self-healing) against a real Home Assistant (2025.4.4, or the release
+//! `PWSYNC_TEST_HA` names) and a real InfluxDB.
+//! pwsync's serve stopped for two hours while HA kept running: HA's compile left the
 //! outage's energy in the hour after it (the sensor stale: two hours of 0, or unavailable: two
 //! hours without rows). One healing cycle must make those hours match InfluxDB, touch nothing
 //! outside its 48 hours, and a second cycle must write nothing.
@@ -144,7 +145,8 @@ async fn one_healing_cycle_makes_an_outage_match_influxdb() {
         limit_kwh: 30.0,
         tolerance: Tolerance::default(),
         lookback: Duration::from_secs(48 * 3600),
-        live_lag_secs: 0,
+        // No live sensors here, so the lag never applies; serve's: a poll plus two minutes.
+        live_lag_secs: 60 + 120,
     };
     let t0 = Instant::now();
     let report = heal(&source, &store, &opts, now).await.unwrap();

@@ -7,18 +7,36 @@ use pwsync_energy::StatRow;
 use pwsync_store::{StatMeta, Table};
 use sqlx::Row;
 
-/// Columns of `statistics_meta` pwsync reads, in this order.
-const META_SELECT: &str =
-    "SELECT statistic_id, source, unit_of_measurement, has_sum, mean_type, name FROM statistics_meta";
-
 impl RecorderDb {
+    /// Columns of `statistics_meta` pwsync reads, in this order. Text columns are cast: since
+    /// schema 53 HA makes MySQL tables with a binary collation, which MySQL reports as
+    /// VARBINARY, and sqlx will not decode that as a string.
+    fn meta_select(&self) -> String {
+        format!(
+            "SELECT {}, {}, {}, has_sum, mean_type, {} FROM statistics_meta",
+            self.text_cast("statistic_id"),
+            self.text_cast("source"),
+            self.text_cast("unit_of_measurement"),
+            self.text_cast("name"),
+        )
+    }
+
+    /// `(id, unit)` of the statistic bound to `?` (the unit cast as in [`Self::meta_select`]).
+    pub(crate) fn lookup_sql(&self) -> String {
+        self.sql(&format!(
+            "SELECT id, {} FROM statistics_meta WHERE statistic_id = ?",
+            self.text_cast("unit_of_measurement")
+        ))
+    }
+
     pub(crate) async fn meta_rows(&self, filter: Option<&[String]>) -> Result<Vec<StatMeta>> {
         let sql = match filter {
             Some(ids) => self.sql(&format!(
-                "{META_SELECT} WHERE statistic_id IN ({}) ORDER BY statistic_id",
+                "{} WHERE statistic_id IN ({}) ORDER BY statistic_id",
+                self.meta_select(),
                 vec!["?"; ids.len()].join(", ")
             )),
-            None => format!("{META_SELECT} ORDER BY statistic_id"),
+            None => format!("{} ORDER BY statistic_id", self.meta_select()),
         };
         let ids = filter.unwrap_or(&[]);
         on_pool!(&self.pool, p => {
@@ -32,8 +50,7 @@ impl RecorderDb {
 
     /// `(id, unit)` of a statistic.
     async fn lookup(&self, statistic_id: &str) -> Result<Option<(i64, Option<String>)>> {
-        let sql =
-            self.sql("SELECT id, unit_of_measurement FROM statistics_meta WHERE statistic_id = ?");
+        let sql = self.lookup_sql();
         on_pool!(&self.pool, p => {
             match sqlx::query(&sql).bind(statistic_id).fetch_optional(p).await? {
                 Some(r) => Ok(Some((int(&r, 0)?.unwrap_or_default(), r.try_get(1)?))),

@@ -9,6 +9,11 @@
 //! - 52: adds `statistics_meta.unit_class` VARCHAR(255) where missing and fills it.
 //! - 53: same columns (MySQL only: table character sets corrected).
 //!
+//! And against the databases real HA releases create in the tests, on SQLite, MariaDB and
+//! PostgreSQL: HA 2025.4.4 (schema 50) and HA 2026.11.0 (schema 53, its `db_schema.py`'s
+//! `SCHEMA_VERSION`; `statistics_meta` has `mean_type` and `unit_class`). The versions are read
+//! from each database in `crates/recorder/tests` (see `pwsync_testkit::ha_chroot::TESTED`).
+//!
 //! Column lists are taken from the database itself, so the optional columns are written only
 //! where they exist.
 

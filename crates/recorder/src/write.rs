@@ -165,8 +165,7 @@ impl Statements {
         };
         Statements {
             engine: db.engine,
-            lookup: db
-                .sql("SELECT id, unit_of_measurement FROM statistics_meta WHERE statistic_id = ?"),
+            lookup: db.lookup_sql(),
             insert_meta,
             shift_hourly: shift("statistics"),
             shift_short: shift("statistics_short_term"),

@@ -9,6 +9,8 @@
 //! nothing skips.
 
 pub mod ha;
+pub mod ha_chroot;
+pub mod ha_log;
 pub mod mosquitto;
 pub mod process;
 pub mod sqlservers;

@@ -43,6 +43,9 @@ pub struct InfluxInfo {
 pub struct HaInfo {
     pub url: Option<String>,
     pub version: Option<String>,
+    /// Whether pwsync's end-to-end tests ran against this exact release
+    /// ([`pwsync_ha::TESTED_VERSIONS`]).
+    pub version_tested: Option<bool>,
     pub time_zone: Option<String>,
     /// pwsync's meters that have statistics in HA.
     pub pwsync_statistics: Vec<String>,
@@ -203,6 +206,7 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
         }
     };
     let h = &mut r.homeassistant;
+    h.version_tested = Some(pwsync_ha::is_tested(&conf.version));
     h.version = Some(conf.version);
     h.time_zone = Some(conf.time_zone);
     let has = |id: &str| stats.iter().any(|s| s.statistic_id == id);
@@ -242,6 +246,16 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
             r.homeassistant.energy_dashboard = Some(audit);
         }
         Err(e) => r.warnings.push(format!("Energy dashboard: {e}")),
+    }
+}
+
+/// Whether pwsync was tested with HA `version`, and which releases it was tested with.
+fn tested_line(version: &str) -> String {
+    let tested = pwsync_ha::TESTED_VERSIONS.join(", ");
+    if pwsync_ha::is_tested(version) {
+        format!("pwsync is tested with HA {version} (tested: {tested})")
+    } else {
+        format!("pwsync has not been tested with HA {version} (tested: {tested})")
     }
 }
 
@@ -368,7 +382,8 @@ fn print(r: &Report, tz: chrono_tz::Tz) {
         h.version.as_deref().unwrap_or("unreachable"),
         h.time_zone.as_deref().unwrap_or("unknown")
     );
-    if h.version.is_some() {
+    if let Some(v) = &h.version {
+        println!("  {}", tested_line(v));
         println!("  pwsync statistics: {}", list(&h.pwsync_statistics));
         println!("  missing: {}", list(&h.pwsync_missing));
         println!(
@@ -416,5 +431,21 @@ fn list(v: &[String]) -> String {
         "none".into()
     } else {
         v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untested_release_is_named_with_the_tested_ones() {
+        let line = tested_line("2099.1.0");
+        assert!(line.contains("not been tested with HA 2099.1.0"), "{line}");
+        assert!(
+            line.contains("2025.4.4") && line.contains("2026.11.0"),
+            "{line}"
+        );
+        assert!(tested_line("2026.11.0").starts_with("pwsync is tested with HA 2026.11.0"));
     }
 }

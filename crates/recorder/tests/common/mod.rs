@@ -1,6 +1,7 @@
 //! Recorder databases whose schema a real Home Assistant made, on all three engines.
 //!
-//! HA (the venv scripts/ensure-ha.sh makes: `PWSYNC_HA_VENV`, default
+//! HA (the release `PWSYNC_TEST_HA` names, see `pwsync_testkit::ha_chroot`; by default the venv
+//! scripts/ensure-ha.sh makes: `PWSYNC_HA_VENV`, default
 //! `${XDG_CACHE_HOME:-~/.cache}/pwsync/ha-2025.4.4`) runs once per
 //! engine against an empty database, creates its schema and stops cleanly; the result is
 //! cached under the target dir (SQLite: the file; MariaDB/PostgreSQL: a dump of HA's database,
@@ -10,6 +11,7 @@
 
 use anyhow::{bail, Context, Result};
 use pwsync_recorder::{Engine, HaStatus, RecorderDb, RecorderOptions};
+use pwsync_testkit::ha_chroot;
 use pwsync_testkit::process::{owns_listener, wait_until_handles_sigterm};
 use pwsync_testkit::sqlservers::{MariaDbServer, PostgresServer, DATABASE};
 use pwsync_testkit::{free_port, Missing, ServerProcess};
@@ -19,10 +21,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const HA_VERSION: &str = "2025.4.4";
+/// The HA release under test (`PWSYNC_TEST_HA`).
+pub fn tested() -> ha_chroot::TestedHa {
+    ha_chroot::selected()
+}
 
-/// The HA venv's `hass`, or why it is missing.
+/// The HA venv's `hass` (a host path; for a release in a Debian root, the one inside it), or
+/// why it is missing.
 pub fn hass_bin() -> Result<PathBuf, Missing> {
+    if tested().chroot_suite.is_some() {
+        return ha_chroot::ensure_root(tested()).map(|venv| venv.join("bin/hass"));
+    }
     let venv = std::env::var_os("PWSYNC_HA_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -31,7 +40,7 @@ pub fn hass_bin() -> Result<PathBuf, Missing> {
                 .unwrap_or_else(|| {
                     PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
                 })
-                .join(format!("pwsync/ha-{HA_VERSION}"))
+                .join(format!("pwsync/ha-{}", ha_chroot::NATIVE.version))
         });
     let hass = venv.join("bin/hass");
     if hass.is_file() {
@@ -48,14 +57,15 @@ pub fn hass_bin() -> Result<PathBuf, Missing> {
 /// `psycopg2` for PostgreSQL), pinned by HA's own constraints where it pins them.
 pub fn ensure_driver(hass: &Path, module: &str, package: &str) -> Result<()> {
     let python = hass.with_file_name("python");
-    let have = Command::new(&python)
+    let venv_python = || venv_command(hass, "bin/python", &[]);
+    let have = venv_python()
         .args(["-c", &format!("import {module}")])
         .status()?
         .success();
     if have {
         return Ok(());
     }
-    let constraints = Command::new(&python)
+    let constraints = venv_python()
         .args([
             "-c",
             "import homeassistant, os; print(os.path.join(os.path.dirname(homeassistant.__file__), 'package_constraints.txt'))",
@@ -64,7 +74,7 @@ pub fn ensure_driver(hass: &Path, module: &str, package: &str) -> Result<()> {
     let constraints = String::from_utf8_lossy(&constraints.stdout)
         .trim()
         .to_string();
-    let ok = Command::new(&python)
+    let ok = venv_python()
         .args(["-m", "pip", "install", "-q", "-c", &constraints, package])
         .status()?
         .success();
@@ -72,6 +82,16 @@ pub fn ensure_driver(hass: &Path, module: &str, package: &str) -> Result<()> {
         bail!("pip install {package} into {} failed", python.display());
     }
     Ok(())
+}
+
+/// A command running the venv's `program` (relative to the venv) of `hass`, on the host or in
+/// the release's Debian root with `dirs` visible.
+pub fn venv_command(hass: &Path, program: &str, dirs: &[&Path]) -> Command {
+    let venv = hass
+        .parent()
+        .and_then(Path::parent)
+        .expect("hass is venv/bin/hass");
+    ha_chroot::venv_command(venv, program, dirs)
 }
 
 pub use pwsync_testkit::or_skip;
@@ -88,13 +108,19 @@ impl Hass {
     pub fn start(hass: &Path, db_url: &str) -> Result<Hass> {
         let config_dir = tempfile::Builder::new().prefix("pwsync-hass-").tempdir()?;
         let port = free_port();
+        let (http, http_storage) = ha_chroot::http_config(tested(), port);
+        if let Some((name, contents)) = http_storage {
+            let storage = config_dir.path().join(".storage");
+            std::fs::create_dir_all(&storage)?;
+            std::fs::write(storage.join(name), contents)?;
+        }
         std::fs::write(
             config_dir.path().join("configuration.yaml"),
             format!(
                 "homeassistant:\n  name: pwsync-recorder-test\n  time_zone: Europe/Berlin\n  \
                  unit_system: metric\n  latitude: 52.5\n  longitude: 13.4\n  elevation: 34\n  \
                  country: DE\n  currency: EUR\n\
-                 http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
+                 {http}\
                  recorder:\n  db_url: \"{db_url}\"\n  commit_interval: 1\n\
                  logger:\n  default: warning\n"
             ),
@@ -103,7 +129,13 @@ impl Hass {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs_f64()
             - 1.0;
-        let mut cmd = Command::new(hass);
+        // A SQLite file lives in its own temp dir, which HA in a Debian root must see too.
+        let sqlite_dir = db_url
+            .strip_prefix("sqlite:///")
+            .and_then(|p| Path::new(p).parent().map(Path::to_path_buf));
+        let mut dirs = vec![config_dir.path()];
+        dirs.extend(sqlite_dir.as_deref());
+        let mut cmd = venv_command(hass, "bin/hass", &dirs);
         cmd.arg("-c").arg(config_dir.path());
         let process = ServerProcess::spawn("hass", &mut cmd, &config_dir.path().join("hass.out"))?;
         Ok(Hass {
@@ -196,12 +228,26 @@ impl Hass {
     }
 }
 
+/// HA's log fails the test that ran it when it warns about what pwsync touches
+/// (`pwsync_testkit::ha_log`); checked once HA is done, at drop.
+impl Drop for Hass {
+    fn drop(&mut self) {
+        let log = self.config_dir.path().join("hass.out");
+        if let Err(m) = pwsync_testkit::ha_log::check(&log, &[]) {
+            if !std::thread::panicking() {
+                panic!("{m}");
+            }
+        }
+    }
+}
+
 /// Make a cached fixture once (per process; concurrent processes race harmlessly: the file
 /// appears by rename).
 static CACHE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("recorder-fixtures-ha-{HA_VERSION}"))
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("recorder-fixtures-ha-{}", tested().version))
 }
 
 async fn cached<F, Fut>(name: &str, make: F) -> Result<PathBuf>

@@ -61,6 +61,11 @@ pub fn venv_or_skip() -> Option<PathBuf> {
 /// from parallel tests and processes (a file lock beside the venv). Fast once the venv is marked
 /// ready. `Err` says why HA cannot be installed here.
 pub fn ensure_venv() -> Result<PathBuf, Missing> {
+    // PWSYNC_TEST_HA: a release newer than the host's Python runs from a Debian root.
+    let tested = crate::ha_chroot::selected();
+    if tested.chroot_suite.is_some() {
+        return crate::ha_chroot::ensure_root(tested);
+    }
     let venv = venv_dir();
     if venv.join(READY_MARKER).is_file() && venv.join("bin/hass").is_file() {
         return Ok(venv);
@@ -139,7 +144,7 @@ fn install_venv(venv: &Path) -> Result<()> {
 /// The installed `homeassistant` package directory.
 fn ha_package_dir(python: &Path) -> Result<PathBuf> {
     let out = run(
-        Command::new(python).args([
+        venv_python(python, &[]).args([
             "-c",
             "import homeassistant, os; print(os.path.dirname(homeassistant.__file__))",
         ]),
@@ -150,7 +155,7 @@ fn ha_package_dir(python: &Path) -> Result<PathBuf> {
 
 fn pip(python: &Path, args: &[&str]) -> Result<()> {
     run(
-        Command::new(python).arg("-m").arg("pip").args(args),
+        venv_python(python, &[]).arg("-m").arg("pip").args(args),
         &format!("pip {}", args.join(" ")),
     )
     .map(|_| ())
@@ -161,7 +166,7 @@ fn pip(python: &Path, args: &[&str]) -> Result<()> {
 pub fn ensure_python_module(venv: &Path, module: &str, package: &str) -> Result<()> {
     let python = venv.join("bin/python");
     let imports = |python: &Path| {
-        Command::new(python)
+        venv_python(python, &[])
             .args(["-c", &format!("import {module}")])
             .stderr(Stdio::null())
             .status()
@@ -187,6 +192,13 @@ pub fn ensure_python_module(venv: &Path, module: &str, package: &str) -> Result<
             package,
         ],
     )
+}
+
+/// A command running a venv's `bin/python` (given as its host path), on the host or, for a
+/// release in a Debian root, inside it with `dirs` visible (see [`crate::ha_chroot`]).
+pub(super) fn venv_python(python: &Path, dirs: &[&Path]) -> Command {
+    let venv = python.parent().and_then(Path::parent).unwrap_or(python);
+    crate::ha_chroot::venv_command(venv, "bin/python", dirs)
 }
 
 pub(super) fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {

@@ -59,10 +59,11 @@ pub(super) fn configuration_yaml(opts: &HaOptions, port: u16) -> String {
         "homeassistant:\n  name: pwsync-test\n  latitude: 37.77\n  longitude: -122.42\n  \
          elevation: 10\n  unit_system: metric\n  time_zone: \"{tz}\"\n  currency: USD\n  \
          country: US\n\
-         http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
+         {http}\
          recorder:\n  commit_interval: 1\n{db_url}\
          logger:\n  default: warning\n{extra}\n",
         tz = opts.time_zone,
+        http = crate::ha_chroot::http_config(crate::ha_chroot::selected(), port).0,
         extra = opts.extra_config,
     )
 }

@@ -1,9 +1,10 @@
 //! Starting and stopping the `hass` process: the launcher, the wait for its HTTP server, the
 //! clean stop.
 
+use super::install::venv_python;
 use super::{START_TIMEOUT, STOP_TIMEOUT};
 use crate::process::{wait_ready, wait_until_handles_sigterm, ServerProcess, StartError};
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use pwsync_sandbox::http;
 use std::path::Path;
 use std::process::Command;
@@ -47,7 +48,7 @@ pub(super) fn spawn_hass(
     port: u16,
     env: &[(String, String)],
 ) -> Result<ServerProcess, StartError> {
-    let mut cmd = Command::new(venv.join("bin/python"));
+    let mut cmd = venv_python(&venv.join("bin/python"), &[dir]);
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     cmd.arg(dir.join("launcher.py"))
         .arg(std::process::id().to_string())
@@ -56,6 +57,7 @@ pub(super) fn spawn_hass(
         .arg(dir.join("config"));
     let log = dir.join("hass.out");
     let mut process = ServerProcess::spawn("hass", &mut cmd, &log)?;
+    crate::ha_log::watch_until_exit(&log, &[]);
     wait_ready(&mut process, &[port], &log, START_TIMEOUT, || {
         answers_onboarding(port)
     })?;
@@ -81,6 +83,8 @@ pub(super) fn stop_hass(mut process: ServerProcess, dir: &Path) -> Result<Durati
             // Reaped: forget the guard so it does not signal the (now free) PID again.
             std::mem::forget(process);
             tracing::info!(secs = t0.elapsed().as_secs_f64(), %status, "Home Assistant stopped");
+            crate::ha_log::unwatch(&dir.join("hass.out"));
+            crate::ha_log::check(&dir.join("hass.out"), &[]).map_err(|m| anyhow!(m))?;
             return Ok(t0.elapsed());
         }
         std::thread::sleep(Duration::from_millis(50));

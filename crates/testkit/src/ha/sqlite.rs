@@ -1,10 +1,9 @@
 //! The reference recorder database a real HA made, and SQL on SQLite files through the venv.
 
-use super::install::{ensure_venv, run, FileLock};
+use super::install::{ensure_venv, run, venv_python, FileLock};
 use super::{HaInstance, HaOptions, START_TIMEOUT};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -110,8 +109,9 @@ with con:
 con.close()
 print("\n".join("|".join("" if v is None else str(v) for v in r) for r in rows))
 "#;
+    let dir = db.parent().unwrap_or(Path::new("/"));
     let out = run(
-        Command::new(venv.join("bin/python"))
+        venv_python(&venv.join("bin/python"), &[dir])
             .args(["-c", SCRIPT])
             .arg(db)
             .arg(sql),
