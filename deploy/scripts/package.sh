@@ -14,7 +14,8 @@ step() { # name, command…: run it, report its time on stderr
 step "cargo build --release" cargo build --release --locked -q -p pwsync >&2
 root_tar=$(step "debootstrap root (cached)" deploy/scripts/debian-root.sh bookworm)
 deb=$(step ".deb" deploy/scripts/build-deb.sh)
-eval "$(deploy/scripts/dockerd.sh start)"
+docker_env=$(deploy/scripts/dockerd.sh start)
+eval "$docker_env"
 images=$(step "images" deploy/scripts/build-image.sh test)
 read -r image addon_image <<<"$images"
 echo "package.sh: $image is $(/usr/bin/docker image inspect -f '{{.Size}}' "$image") bytes" >&2
