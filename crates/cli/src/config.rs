@@ -235,7 +235,7 @@ impl Config {
         )
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.site.is_empty()
             || !self
                 .site

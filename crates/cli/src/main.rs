@@ -1,10 +1,12 @@
 //! pwsync: the binary edge. Parses flags, loads configuration, runs one command, maps the
 //! outcome to an exit code. Everything below `commands` is thin; the work lives in the crates.
 
+mod addon;
 mod broker;
 mod commands;
 mod config;
 mod exit;
+mod heartbeat;
 mod output;
 mod source;
 mod target;
@@ -27,6 +29,11 @@ struct Cli {
     /// More detail: -v info, -vv debug, -vvv trace (logs go to stderr).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Run as a Home Assistant add-on: options from /data/options.json, the broker from the
+    /// Supervisor's services API, HA through the Supervisor's proxy (SUPERVISOR_TOKEN).
+    #[arg(long, global = true, env = "PWSYNC_ADDON",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    addon: bool,
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -38,7 +45,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(commands::run(cli.command, cli.config.as_deref())) {
+    match runtime.block_on(commands::run(cli.command, cli.config.as_deref(), cli.addon)) {
         Ok(code) => code,
         Err(e) => exit::report(e),
     }

@@ -31,7 +31,9 @@ type Reply = oneshot::Sender<Result<Value, HaError>>;
 /// How to reach HA.
 #[derive(Clone)]
 pub struct ClientOptions {
-    /// HA's base URL (`http://host:8123`) or its websocket URL (`ws://host:8123/api/websocket`).
+    /// HA's base URL (`http://host:8123`) or its websocket URL (`ws://host:8123/api/websocket`;
+    /// a `ws(s)://` URL with a path is used as given, e.g. the Supervisor's
+    /// `ws://supervisor/core/websocket`).
     /// `https`/`wss` need a TLS-enabled build of tokio-tungstenite (not enabled yet).
     pub url: String,
     /// A long-lived access token (an admin user's, for writes).
@@ -71,6 +73,10 @@ pub fn websocket_url(url: &str) -> Result<String, HaError> {
         reason,
     };
     let mut u = url::Url::parse(url.trim()).map_err(|e| bad(format!("not a URL ({e})")))?;
+    // A websocket URL with a path names the endpoint itself: the Supervisor's proxy for add-ons
+    // serves HA's websocket at `/core/websocket`, not below `/api/websocket`.
+    let given_endpoint =
+        matches!(u.scheme(), "ws" | "wss") && !u.path().trim_matches('/').is_empty();
     let scheme = match u.scheme() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
@@ -82,7 +88,7 @@ pub fn websocket_url(url: &str) -> Result<String, HaError> {
     };
     u.set_scheme(scheme)
         .map_err(|_| bad("cannot use this URL for a websocket".into()))?;
-    if !u.path().ends_with("/api/websocket") {
+    if !given_endpoint && !u.path().ends_with("/api/websocket") {
         let path = format!("{}/api/websocket", u.path().trim_end_matches('/'));
         u.set_path(&path);
     }
@@ -665,6 +671,11 @@ mod tests {
             websocket_url("ws://h:1/api/websocket").unwrap(),
             "ws://h:1/api/websocket"
         );
+        assert_eq!(
+            websocket_url("ws://supervisor/core/websocket").unwrap(),
+            "ws://supervisor/core/websocket"
+        );
+        assert_eq!(websocket_url("ws://h:1").unwrap(), "ws://h:1/api/websocket");
         assert!(websocket_url("ftp://h").is_err());
         assert!(websocket_url("not a url").is_err());
     }

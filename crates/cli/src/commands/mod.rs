@@ -3,10 +3,12 @@
 pub mod backfill;
 mod chart;
 pub mod check;
+mod completions;
 mod demo;
 mod doctor;
 pub mod energy;
 mod energy_dashboard;
+mod health;
 pub mod migrate;
 mod repair;
 pub mod serve;
@@ -40,22 +42,45 @@ pub enum Command {
     Repair(repair::RepairArgs),
     /// Connect to everything configured and say what to do next.
     Doctor(doctor::DoctorArgs),
+    /// Exit 0 while `serve` publishes, 1 when its last successful poll is stale (HEALTHCHECK).
+    Health(health::HealthArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page pwsync(1), or write every page into --dir.
+    Man(completions::ManArgs),
 }
 
-pub async fn run(cmd: Command, config: Option<&Path>) -> Result<ExitCode> {
+/// The configuration: the add-on's (`--addon`) or pwsync.toml ← `PWSYNC_*`.
+async fn load(config: Option<&Path>, addon: bool) -> Result<Config> {
+    if addon {
+        crate::addon::load(config).await
+    } else {
+        Config::load(config)
+    }
+}
+
+pub async fn run(cmd: Command, config: Option<&Path>, addon: bool) -> Result<ExitCode> {
     let ok = |_| ExitCode::SUCCESS;
     match cmd {
         Command::Demo(a) => demo::run(a).await.map(ok),
-        Command::Energy(a) => energy::run(a, &Config::load(config)?).await.map(ok),
-        Command::Simulate(a) => simulate::run(a, &Config::load(config)?).await.map(ok),
-        Command::Backfill(a) => backfill::run(a, &Config::load(config)?).await.map(ok),
-        Command::Migrate(a) => migrate::run(a, &Config::load(config)?).await,
-        Command::EnergyDashboard(a) => energy_dashboard::run(a, &Config::load(config)?, config)
-            .await
-            .map(ok),
-        Command::Check(a) => check::run(a, &Config::load(config)?).await,
-        Command::Repair(a) => repair::run(a, &Config::load(config)?).await.map(ok),
-        Command::Doctor(a) => doctor::run(a, &Config::load(config)?).await,
-        Command::Serve(a) => serve::run(a, &Config::load(config)?).await,
+        Command::Energy(a) => energy::run(a, &load(config, addon).await?).await.map(ok),
+        Command::Simulate(a) => simulate::run(a, &load(config, addon).await?).await.map(ok),
+        Command::Backfill(a) => backfill::run(a, &load(config, addon).await?).await.map(ok),
+        Command::Migrate(a) => migrate::run(a, &load(config, addon).await?).await,
+        Command::EnergyDashboard(a) => {
+            energy_dashboard::run(a, &load(config, addon).await?, config)
+                .await
+                .map(ok)
+        }
+        Command::Check(a) => check::run(a, &load(config, addon).await?).await,
+        Command::Repair(a) => repair::run(a, &load(config, addon).await?).await.map(ok),
+        Command::Doctor(a) => doctor::run(a, &load(config, addon).await?).await,
+        Command::Serve(a) => serve::run(a, &load(config, addon).await?).await,
+        Command::Health(a) => health::run(a),
+        Command::Completions(a) => {
+            completions::completions(a);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(a) => completions::man(a).map(ok),
     }
 }

@@ -87,8 +87,12 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     let mut state = Live::new(retained, ha.tz, source.gap_limit);
     let mut next_heal = next_heal_time(now());
     let mut last_guard = 0;
+    let mut heartbeat = crate::heartbeat::Beater::new(interval.as_secs());
     loop {
         let published = poll(&source, &mut state, &mqtt, &topics).await;
+        if published.is_ok() {
+            heartbeat.beat(now());
+        }
         if args.once {
             mqtt.disconnect().await;
             return published.map(|()| ExitCode::SUCCESS);
