@@ -13,6 +13,7 @@ use pwsync_ha::HaClient;
 use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
+use pwsync_testkit::or_skip;
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -150,7 +151,7 @@ fn env_args(env: &[(&str, String)]) -> Vec<String> {
 
 /// InfluxDB with the last two days and today simulated, and an anonymous broker.
 fn influx_and_broker() -> (InfluxServer, Mosquitto) {
-    let influx = influx_or_skip().expect("influxd (apt-get install influxdb)");
+    let influx = or_skip(InfluxServer::start()).expect("influxd (apt-get install influxdb)");
     let broker = Mosquitto::start().unwrap();
     let start = (chrono::Utc::now() - chrono::Duration::days(2))
         .format("%Y-%m-%d")
@@ -200,6 +201,7 @@ async fn wait_for_sensors(c: &HaClient, site: &str) -> BTreeMap<String, String> 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
 async fn image_serve_once_publishes_the_sensors_ha_shows() {
     let Some(image) = built("PWSYNC_TEST_IMAGE") else {
         return;
@@ -231,6 +233,7 @@ async fn image_serve_once_publishes_the_sensors_ha_shows() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
 async fn image_healthcheck_passes_then_fails_when_influxdb_stops() {
     let Some(image) = built("PWSYNC_TEST_IMAGE") else {
         return;
@@ -362,6 +365,7 @@ fn yaml(path: &Path) -> Yaml {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
 async fn addon_gets_broker_and_ha_from_the_supervisor_and_publishes() {
     let Some(image) = built("PWSYNC_TEST_ADDON_IMAGE") else {
         return;
@@ -617,6 +621,7 @@ fn chroot(root: &Path, user: Option<&str>, args: &[&str]) -> Output {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
 async fn deb_installs_in_clean_debian_and_its_unit_verifies() {
     let (Some(deb), Some(root_tar)) = (built("PWSYNC_TEST_DEB"), built("PWSYNC_TEST_ROOT_TAR"))
     else {
