@@ -1,0 +1,92 @@
+//! HA's side of `serve`: the websocket link (zone, version) and the hourly self-healing.
+
+use super::now;
+use crate::config::Config;
+use crate::source::Source;
+use crate::target::ha_client;
+use chrono_tz::Tz;
+use pwsync_energy::audit::Tolerance;
+use pwsync_energy::{floor_hour, HOUR};
+use pwsync_ha::WsStore;
+use pwsync_jobs::{heal, HealOptions};
+use std::time::Duration;
+
+/// Heal at 16 past the hour: HA has compiled the previous hour and the compiled-hours rule
+/// (now − 15 min) includes it.
+pub(super) fn next_heal_time(now: i64) -> i64 {
+    let t = floor_hour(now) + 16 * 60;
+    if t > now {
+        t
+    } else {
+        t + HOUR
+    }
+}
+
+/// HA's websocket, when configured: its zone and version, and the store `heal` writes through.
+pub(super) struct HaLink {
+    pub(super) tz: Tz,
+    pub(super) version: Option<String>,
+    pub(super) configured: bool,
+}
+
+impl HaLink {
+    pub(super) async fn connect(cfg: &Config) -> HaLink {
+        let fallback = cfg.tz().unwrap_or(chrono_tz::UTC);
+        let Ok(client) = ha_client(cfg) else {
+            tracing::info!(
+                "homeassistant.url/token not set: local days in {fallback}, no self-healing"
+            );
+            return HaLink {
+                tz: fallback,
+                version: None,
+                configured: false,
+            };
+        };
+        match client.get_config().await {
+            Ok(c) => HaLink {
+                tz: c.time_zone.parse().unwrap_or(fallback),
+                version: Some(c.version),
+                configured: true,
+            },
+            Err(e) => {
+                tracing::warn!("HA not reachable ({e}); local days in {fallback} until restart");
+                HaLink {
+                    tz: fallback,
+                    version: None,
+                    configured: true,
+                }
+            }
+        }
+    }
+
+    /// One self-healing cycle over the last 48 compiled hours; errors are logged, not fatal.
+    pub(super) async fn heal(&self, cfg: &Config, source: &Source) {
+        if !self.configured {
+            return;
+        }
+        let Ok(client) = ha_client(cfg) else { return };
+        let store = WsStore::new(client);
+        let opts = HealOptions {
+            site: cfg.site.clone(),
+            tz: self.tz,
+            limit_kwh: cfg.limits.max_power_kw,
+            // Live hours differ from InfluxDB's exact hours by up to a poll's energy at each
+            // boundary; only real damage (an outage's energy in one hour, a spike) is healed.
+            tolerance: Tolerance {
+                wh: 100.0,
+                pct: 10.0,
+            },
+            lookback: Duration::from_secs(48 * 3600),
+            live_lag_secs: crate::commands::check::live_lag_secs(cfg),
+        };
+        match heal(source, &store, &opts, now()).await {
+            Ok(r) if r.rows > 0 => tracing::warn!(
+                rows = r.rows,
+                "healed: {}",
+                serde_json::to_string(&r.statistics).unwrap_or_default()
+            ),
+            Ok(_) => tracing::debug!("heal: nothing to repair"),
+            Err(e) => tracing::warn!("heal failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The lifetime meters and period totals `serve` keeps between polls: started once from the
+//! first InfluxDB point, rolled over at local midnights and month starts.
+
+use super::{MARKS_KEPT, SETTLE};
+use crate::source::Source;
+use anyhow::{Context, Result};
+use chrono_tz::Tz;
+use pwsync_energy::live::LiveMeter;
+use pwsync_energy::local::{local_date, local_day_range, month_range};
+use pwsync_energy::{floor_hour, floor_to, Field, HOUR};
+use pwsync_influx::LiveWindow;
+use std::collections::BTreeMap;
+
+/// Period starts (local midnights, month starts) are on quarter hours in every zone.
+const QUARTER: i64 = 15 * 60;
+
+/// A period total: where it starts and the meter there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Period {
+    pub(super) start: i64,
+    pub(super) meter_at_start: f64,
+}
+
+/// Everything `serve` keeps between polls.
+pub(super) struct Live {
+    pub(super) tz: Tz,
+    pub(super) gap_limit: i64,
+    pub(super) retained: BTreeMap<String, f64>,
+    pub(super) meters: Option<BTreeMap<Field, LiveMeter>>,
+    pub(super) today: BTreeMap<Field, Period>,
+    pub(super) month: BTreeMap<Field, Period>,
+    /// The meter at recent hour boundaries, for the seam guard.
+    pub(super) marks: BTreeMap<Field, BTreeMap<i64, f64>>,
+    /// The last values published, republished on HA's birth message.
+    pub(super) last_states: BTreeMap<String, String>,
+}
+
+impl Live {
+    pub(super) fn new(retained: BTreeMap<String, f64>, tz: Tz, gap_limit: i64) -> Live {
+        Live {
+            tz,
+            gap_limit,
+            retained,
+            meters: None,
+            today: BTreeMap::new(),
+            month: BTreeMap::new(),
+            marks: BTreeMap::new(),
+            last_states: BTreeMap::new(),
+        }
+    }
+}
+
+/// Start the meters: energy from the first InfluxDB point up to the anchor, split at the month
+/// and day starts so the period totals know their meter readings.
+pub(super) async fn start_meters(source: &Source, live: &mut Live, now: i64) -> Result<()> {
+    // A misspelled name would otherwise make a meter of 0 (or a day of the whole lifetime).
+    source.client.check_source(&source.map, &Field::ALL).await?;
+    let first = source
+        .client
+        .first_timestamp(&source.map, &Field::ALL)
+        .await?
+        .context("InfluxDB has no power data yet")?;
+    let meter_start = floor_hour(first);
+    let anchor = floor_to(now - SETTLE, QUARTER).max(meter_start);
+    let day = local_day_range(local_date(now, live.tz), live.tz).0;
+    let month = month_start(now, live.tz);
+    // [meter_start, month) by hours, then [month, anchor) by quarters for the day start.
+    let split = month.clamp(meter_start, anchor);
+    let before = source.client.energy(
+        &source.map,
+        &Field::ALL,
+        meter_start,
+        split,
+        HOUR,
+        source.gap_limit,
+    );
+    let recent = source.client.energy(
+        &source.map,
+        &Field::ALL,
+        split,
+        anchor,
+        QUARTER,
+        source.gap_limit,
+    );
+    let (before, recent) = tokio::try_join!(
+        async {
+            if split > meter_start {
+                before.await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
+        async {
+            if anchor > split {
+                recent.await.map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    )?;
+    let mut meters = BTreeMap::new();
+    for f in Field::ALL {
+        let base_month = before
+            .as_ref()
+            .and_then(|b| b.get(&f))
+            .map(|i| i.total_wh() / 1000.0)
+            .unwrap_or(0.0);
+        let mut kwh = base_month;
+        let mut at_day = if day <= split { None } else { Some(base_month) };
+        if let Some(r) = recent.as_ref().and_then(|r| r.get(&f)) {
+            let marks = live.marks.entry(f).or_default();
+            for b in &r.buckets {
+                if b.start == day {
+                    at_day = Some(kwh);
+                }
+                if b.start % HOUR == 0 && b.start >= now - MARKS_KEPT {
+                    marks.insert(b.start, kwh);
+                }
+                kwh += b.wh / 1000.0;
+            }
+            if day >= anchor {
+                at_day = Some(kwh);
+            }
+        }
+        let mut m = LiveMeter::new(anchor, kwh);
+        if let Some(v) = live.retained.get(f.sensor_key()) {
+            // Published before a restart: the meter never starts lower than that.
+            m.hold_at_least(*v);
+        }
+        meters.insert(f, m);
+        live.month.insert(
+            f,
+            Period {
+                start: month,
+                meter_at_start: if month <= meter_start {
+                    0.0
+                } else {
+                    base_month
+                },
+            },
+        );
+        live.today.insert(
+            f,
+            Period {
+                start: day,
+                meter_at_start: if day <= meter_start {
+                    0.0
+                } else {
+                    at_day.unwrap_or(kwh)
+                },
+            },
+        );
+    }
+    live.meters = Some(meters);
+    Ok(())
+}
+
+fn month_start(t: i64, tz: Tz) -> i64 {
+    use chrono::Datelike;
+    let d = local_date(t, tz);
+    month_range(d.year(), d.month(), tz)
+        .map(|r| r.0)
+        .unwrap_or_else(|_| local_day_range(d, tz).0)
+}
+
+/// A new local day or month since the last poll: its meter reading from this poll's samples.
+pub(super) fn roll_periods(live: &mut Live, window: &LiveWindow, now: i64) {
+    let day = local_day_range(local_date(now, live.tz), live.tz).0;
+    let month = month_start(now, live.tz);
+    let Some(meters) = live.meters.as_ref() else {
+        return;
+    };
+    for f in Field::ALL {
+        let m = &meters[&f];
+        let at = |t: i64| m.value_at(window.samples(f), t, live.gap_limit).max(0.0);
+        if live.today.get(&f).is_some_and(|p| p.start != day) {
+            live.today.insert(
+                f,
+                Period {
+                    start: day,
+                    meter_at_start: at(day),
+                },
+            );
+        }
+        if live.month.get(&f).is_some_and(|p| p.start != month) {
+            live.month.insert(
+                f,
+                Period {
+                    start: month,
+                    meter_at_start: at(month),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `pwsync serve`: the live sensors over MQTT discovery, and hourly self-healing.
+//!
+//! Each poll is one InfluxDB request (power samples since the meters' anchor, battery level,
+//! backup reserve, grid status). The lifetime meters come from
+//! [`LiveMeter`](pwsync_energy::live::LiveMeter): computed once at start from the first InfluxDB
+//! point, then extended by the poll's tail. On any InfluxDB error the availability topic says
+//! `offline` and no value is published: never a 0.
+//!
+//! One concept per file: `meters` (the lifetime meters and period totals serve keeps between
+//! polls), `poll` (one poll: read, compute, publish), `broker` (retained read-back, discovery
+//! configs, waiting between polls, republishing), `ha` (HA's websocket link and the hourly
+//! heal), `seam_guard` (keeping HA's live 5-minute chain on the hourly history).
+
+mod broker;
+mod ha;
+mod meters;
+mod poll;
+mod seam_guard;
+
+use crate::config::Config;
+use anyhow::Result;
+use broker::{publish_configs, read_retained, uninstall, wait, Shutdown};
+use ha::{next_heal_time, HaLink};
+use meters::Live;
+use poll::poll;
+use pwsync_mqtt::discovery::{self, Device, Topics};
+use pwsync_mqtt::{Mqtt, MqttSettings};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Minutes younger than this may still be revised by InfluxDB; older ones move into the base.
+const SETTLE: i64 = 15 * 60;
+/// How far back the meter's hour-boundary readings are kept for the seam guard.
+const MARKS_KEPT: i64 = 72 * 3600;
+/// Seconds between seam checks (HA compiles 5-minute rows every 5 minutes).
+const GUARD_EVERY: i64 = 20;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// One poll, publish, and exit (for cron, and to check a set-up).
+    #[arg(long)]
+    pub once: bool,
+    /// Remove pwsync's sensors from HA (empty retained configs and states) and exit.
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Seconds between polls (default: mqtt.poll_interval_secs).
+    #[arg(long)]
+    pub interval: Option<u64>,
+}
+
+pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
+    let topics = Topics {
+        discovery_prefix: cfg.mqtt.discovery_prefix.clone(),
+        site: cfg.site.clone(),
+    };
+    let mut stop = Shutdown::listen()?;
+    let mut mqtt = Mqtt::connect(&mqtt_settings(cfg, &topics)).await?;
+    if args.uninstall {
+        uninstall(&mqtt, &topics).await?;
+        mqtt.disconnect().await;
+        println!(
+            "Removed pwsync's {} sensors of site '{}' from MQTT discovery.",
+            discovery::catalogue().len(),
+            cfg.site
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let source = crate::source::from_config(cfg)?;
+    let ha = HaLink::connect(cfg).await;
+    let interval = Duration::from_secs(args.interval.unwrap_or(cfg.mqtt.poll_interval_secs).max(1));
+    let device = Device {
+        name: cfg.device_name.clone(),
+        sw_version: env!("CARGO_PKG_VERSION").to_string(),
+        expire_after_secs: Some(expire_after(interval)),
+    };
+    let retained = read_retained(&mut mqtt, &topics).await?;
+    mqtt.subscribe(&topics.ha_status()).await?;
+    publish_configs(&mqtt, &topics, &device, ha.version.as_deref()).await?;
+    let mut state = Live::new(retained, ha.tz, source.gap_limit);
+    let mut next_heal = next_heal_time(now());
+    let mut last_guard = 0;
+    let mut heartbeat = crate::heartbeat::Beater::new(interval.as_secs());
+    loop {
+        let published = poll(&source, &mut state, &mqtt, &topics).await;
+        if published.is_ok() {
+            heartbeat.beat(now());
+        }
+        if args.once {
+            mqtt.disconnect().await;
+            return published.map(|()| ExitCode::SUCCESS);
+        }
+        match published {
+            // A wrong name in the configuration does not heal by waiting: say it and stop.
+            Err(e) if is_config_mistake(&e) => {
+                mqtt.disconnect().await;
+                return Err(e);
+            }
+            Err(e) => tracing::warn!(
+                "poll failed, sensors unavailable: {}",
+                crate::exit::one_line(&e)
+            ),
+            Ok(()) if now() - last_guard >= GUARD_EVERY => {
+                ha.guard_seam(cfg, &state).await;
+                last_guard = now();
+            }
+            Ok(()) => {}
+        }
+        if now() >= next_heal {
+            ha.heal(cfg, &source).await;
+            next_heal = next_heal_time(now());
+        }
+        if !wait(
+            &mut mqtt, &mut stop, interval, &topics, &device, &ha, &state,
+        )
+        .await?
+        {
+            break;
+        }
+    }
+    let _ = mqtt.publish(&topics.availability(), "offline", true).await;
+    mqtt.disconnect().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn is_config_mistake(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<pwsync_influx::InfluxError>()
+        .is_some_and(pwsync_influx::InfluxError::is_config_mistake)
+}
+
+/// HA's `expire_after` for power, level and direction sensors: three polls. Stale samples are
+/// not published (see [`poll::instant_states`]), so when Powerwall-Dashboard stops writing, HA
+/// shows these sensors unavailable at most `STALE` plus three polls later instead of a frozen
+/// reading.
+fn expire_after(interval: Duration) -> u64 {
+    3 * interval.as_secs().max(1)
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn mqtt_settings(cfg: &Config, topics: &Topics) -> MqttSettings {
+    crate::broker::settings(
+        cfg,
+        cfg.mqtt.client_id.clone(),
+        Some((topics.availability(), "offline".into())),
+        Duration::from_secs(10),
+    )
+}
