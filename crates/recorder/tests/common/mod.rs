@@ -233,7 +233,11 @@ impl Hass {
 impl Drop for Hass {
     fn drop(&mut self) {
         let log = self.config_dir.path().join("hass.out");
-        if let Err(m) = pwsync_testkit::ha_log::check(&log, &[]) {
+        // These tests start HA on copies of a database whose last recorder run a killed HA left
+        // open (the unclean-shutdown cases are what they test), so HA says it cannot validate a
+        // clean shutdown: expected here, a finding anywhere else.
+        let expected = ["could not validate that the sqlite3 database"];
+        if let Err(m) = pwsync_testkit::ha_log::check(&log, &expected) {
             if !std::thread::panicking() {
                 panic!("{m}");
             }
