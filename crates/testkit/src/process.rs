@@ -1,10 +1,29 @@
 //! Process guards and ports shared by every server harness (from `pwsync-sandbox`), the skip
 //! policy of the tests, and what tests read about a running process.
 
+use anyhow::{bail, Context, Result};
 pub use pwsync_sandbox::port::{free_port, owns_listener};
 pub use pwsync_sandbox::process::{require, Missing, ServerProcess};
 pub use pwsync_sandbox::start::{wait_ready, with_port_retries, StartError};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Run a client command to completion (pip, mariadb-install-db, psql, id …): its stdout on
+/// success, its exit status and stderr in the error.
+pub fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
 
 /// The one skip policy of the tests: `Some(value)`; `None` when the server is not installed and
 /// `CI` is unset (saying which server and which package installs it); a panic when `CI` is set

@@ -9,7 +9,7 @@
 //! live in the temp dir, so parallel servers never collide.
 
 use crate::process::{
-    free_port, require, wait_ready, with_port_retries, Missing, ServerProcess, StartError,
+    free_port, require, run, wait_ready, with_port_retries, Missing, ServerProcess, StartError,
 };
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::MetadataExt;
@@ -40,22 +40,6 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
-}
-
-/// Run a client command to completion; its stdout on success, its stderr in the error.
-fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
 }
 
 /// Run a client command feeding `input` on stdin.

@@ -1,6 +1,7 @@
 //! The HA venv: made once under a file lock, with what HA would download at its first start.
 
 use super::HA_VERSION;
+pub(super) use crate::process::run;
 use crate::process::Missing;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -199,21 +200,6 @@ pub fn ensure_python_module(venv: &Path, module: &str, package: &str) -> Result<
 pub(super) fn venv_python(python: &Path, dirs: &[&Path]) -> Command {
     let venv = python.parent().and_then(Path::parent).unwrap_or(python);
     crate::ha_chroot::venv_command(venv, "bin/python", dirs)
-}
-
-pub(super) fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
 }
 
 /// An exclusive `flock` on a file, released on drop (and by the kernel if the process dies).
