@@ -397,6 +397,9 @@ async fn each_release_takes_its_metadata_shape_and_refuses_the_other() {
         )
     };
     if pwsync_ha::metadata_shape(&version) != pwsync_ha::MetadataShape::MeanType {
+        // HA logs each refusal below as an ERROR: provoked here.
+        let log = ha.config_dir().with_file_name("hass.out");
+        pwsync_testkit::ha_log::expect(&log, "(invalid_format) pwsync from");
         // What pwsync would send to HA >= 2025.11: HA 2025.4 refuses the extra keys...
         let err = import(pwsync_ha::import_metadata(&meta, "2025.11.0"))
             .await
