@@ -1,10 +1,15 @@
-//! `pwsync energy-dashboard` end to end against a real Home Assistant 2025.4.4: pwsync's
+//! `pwsync energy-dashboard` end to end against each Home Assistant the harness runs: pwsync's
 //! meters into empty Energy preferences (and HA's Energy data reading the backfilled energy
 //! through them), foreign sources kept, a Teslemetry grid meter refused without `--replace`,
 //! replaced with it and put back by `--restore`, and a dry run that leaves `.storage/energy`
 //! as it was.
 //!
 //! The test configuration has no `default_config:`, so each HA here loads `energy:` itself.
+//!
+//! HA 2025.4 keeps a grid source's meters in `flow_from`/`flow_to` lists; HA 2026.11 gives each
+//! grid connection flat `stat_energy_from`/`stat_energy_to` keys and migrates a stored file of
+//! the older shape when it loads it. The tests read the seeded preferences back from HA, so they
+//! hold on either shape.
 
 mod common;
 
@@ -43,11 +48,22 @@ async fn prefs(c: &HaClient) -> Option<Value> {
     c.energy_get_prefs().await.unwrap()
 }
 
-/// The statistics the preferences count for a slot, as HA's own dashboard finds them.
+/// The statistics the preferences count for a slot, as HA's own dashboard finds them, in
+/// either grid shape.
 fn slot_stats(p: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for s in p["energy_sources"].as_array().unwrap() {
         let t = s["type"].as_str().unwrap().to_string();
+        if t == "grid" {
+            for (k, slot) in [
+                ("stat_energy_from", "grid_from"),
+                ("stat_energy_to", "grid_to"),
+            ] {
+                if let Some(id) = s[k].as_str() {
+                    out.push((slot.into(), id.into()));
+                }
+            }
+        }
         for f in s["flow_from"].as_array().into_iter().flatten() {
             out.push((
                 "grid_from".into(),
@@ -61,7 +77,7 @@ fn slot_stats(p: &Value) -> Vec<(String, String)> {
             ));
         }
         for k in ["stat_energy_from", "stat_energy_to"] {
-            if let Some(id) = s[k].as_str() {
+            if let (false, Some(id)) = (t == "grid", s[k].as_str()) {
                 out.push((format!("{t}_{k}"), id.to_string()));
             }
         }
@@ -280,7 +296,21 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
             .collect();
         import_and_wait(&c, id, &rows).await;
     }
-    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+    // The seeded preferences as this HA holds them (2026.11 migrates the grid source to its
+    // flat shape on load); what every later step compares with.
+    let seeded = prefs(&c).await.expect("HA loaded the seeded preferences");
+    let flat = seeded["energy_sources"][0].get("flow_from").is_none();
+    let version = c.ha_version().await.unwrap();
+    let shape = pwsync_jobs::dashboard::grid_shape(&json!({}), &version);
+    assert_eq!(
+        flat,
+        shape == pwsync_jobs::dashboard::GridShape::Flat,
+        "HA {version}"
+    );
+    if !flat {
+        assert_eq!(seeded, seeded_prefs());
+    }
+    assert_eq!(seeded.to_string().matches(TESLA_GRID).count(), 1);
 
     // Without --replace: refused in one line naming the meter, nothing changed.
     let o = pwsync(&env, &["energy-dashboard"]);
@@ -291,29 +321,31 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
         err.contains(TESLA_GRID) && err.contains("teslemetry") && err.contains("--replace"),
         "{err}"
     );
-    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+    assert_eq!(prefs(&c).await, Some(seeded.clone()));
 
     // A dry run with --replace shows the swap and writes nothing: after HA stops (its final
     // write flushes any save it still holds back, HA saves .storage/energy up to 60 s late)
-    // the file is byte for byte the seeded one.
+    // the file is byte for byte what it was before. A restart first flushes whatever HA itself
+    // saves (2026.11 may write its migration of the seeded file).
+    ha.restart_async().await.unwrap();
+    let file_before = std::fs::read_to_string(energy_path(&ha)).unwrap();
+    if !flat {
+        assert_eq!(file_before, energy_file());
+    }
     let o = pwsync(&env, &["energy-dashboard", "--dry-run", "--replace"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(
-        out.contains(&format!(
-            "-           \"stat_energy_from\": \"{TESLA_GRID}\""
-        )),
-        "{out}"
-    );
-    assert!(
-        out.contains("+           \"stat_energy_from\": \"sensor.powerwall_grid_imported\""),
-        "{out}"
-    );
+    let diff_line = |sign: char, id: &str| {
+        let key = format!("\"stat_energy_from\": \"{id}\"");
+        out.lines().any(|l| l.starts_with(sign) && l.contains(&key))
+    };
+    assert!(diff_line('-', TESLA_GRID), "{out}");
+    assert!(diff_line('+', METERS[0].1), "{out}");
     assert!(out.contains("Dry run: nothing written."), "{out}");
     ha.restart_async().await.unwrap();
     assert_eq!(
         std::fs::read_to_string(energy_path(&ha)).unwrap(),
-        energy_file(),
+        file_before,
         "the dry run left .storage/energy as it was"
     );
 
@@ -337,15 +369,25 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
     );
     let after = prefs(&c).await.unwrap();
     let sources = after["energy_sources"].as_array().unwrap();
-    assert_eq!(
-        sources[0],
+    let want_grid = if flat {
+        // The same connection, its import meter swapped and the empty export filled.
+        let mut g = seeded["energy_sources"][0].clone();
+        assert_eq!(
+            g["number_energy_price"], 0.31,
+            "the tariff moved with HA's migration"
+        );
+        g["stat_energy_from"] = json!(METERS[0].1);
+        g["stat_energy_to"] = json!(METERS[1].1);
+        g
+    } else {
         json!({"type": "grid", "flow_from": [{"stat_energy_from": METERS[0].1, "stat_cost": null,
                 "entity_energy_price": null, "number_energy_price": 0.31}],
                "flow_to": [{"stat_energy_to": METERS[1].1, "stat_compensation": null,
                 "entity_energy_price": null, "number_energy_price": null}],
                "cost_adjustment_day": 0.5})
-    );
-    for kept in seeded_prefs()["energy_sources"].as_array().unwrap()[1..].iter() {
+    };
+    assert_eq!(sources[0], want_grid);
+    for kept in seeded["energy_sources"].as_array().unwrap()[1..].iter() {
         assert!(sources.contains(kept), "{kept} kept");
     }
     assert!(sources
@@ -354,17 +396,10 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
     assert!(sources.iter().any(|s| s["type"] == "battery"
         && s["stat_energy_from"] == METERS[3].1
         && s["stat_energy_to"] == METERS[4].1));
-    assert_eq!(
-        after["device_consumption"],
-        seeded_prefs()["device_consumption"]
-    );
+    assert_eq!(after["device_consumption"], seeded["device_consumption"]);
     assert!(!after.to_string().contains(TESLA_GRID));
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&backup).unwrap()).unwrap();
-    assert_eq!(
-        saved,
-        seeded_prefs(),
-        "the backup holds the preferences before"
-    );
+    assert_eq!(saved, seeded, "the backup holds the preferences before");
 
     // The stop flushes a real save to disk: what made the dry-run check above meaningful.
     ha.restart_async().await.unwrap();
@@ -387,7 +422,7 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
     );
     let (_, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+    assert_eq!(prefs(&c).await, Some(seeded.clone()));
 
     // A file that is not saved preferences: refused, one line.
     let junk = tmp.path().join("junk.json");
@@ -403,5 +438,5 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
         "{err}"
     );
     assert!(Path::new(&junk).exists());
-    assert_eq!(prefs(&c).await, Some(seeded_prefs()));
+    assert_eq!(prefs(&c).await, Some(seeded.clone()));
 }
