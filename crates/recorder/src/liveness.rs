@@ -78,16 +78,23 @@ impl std::fmt::Display for Holder {
 /// Processes other than this one that have `db`, `db-wal`, `db-shm` or `db-journal` open,
 /// found through `/proc/*/fd`. Processes whose fds cannot be read (other users, without
 /// privileges) are not seen.
+///
+/// A file is matched by device and inode, not by the path its fd link shows: that path is the
+/// one in the holder's mount namespace, so HA in a container (or a chroot with its own mounts)
+/// with the config directory bind-mounted shows another path for the same file.
 pub fn sqlite_holders(db: &Path) -> Vec<Holder> {
     let base = db.as_os_str().to_owned();
-    let targets: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
+    let targets: Vec<(u64, u64)> = ["", "-wal", "-shm", "-journal"]
         .iter()
-        .map(|suffix| {
+        .filter_map(|suffix| {
             let mut p = base.clone();
             p.push(suffix);
-            PathBuf::from(p)
+            file_identity(Path::new(&p))
         })
         .collect();
+    if targets.is_empty() {
+        return Vec::new();
+    }
     let me = std::process::id();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -107,11 +114,9 @@ pub fn sqlite_holders(db: &Path) -> Vec<Holder> {
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue;
         };
-        let holds = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path())
-                .map(|target| targets.contains(&target))
-                .unwrap_or(false)
-        });
+        let holds = fds
+            .flatten()
+            .any(|fd| file_identity(&fd.path()).is_some_and(|id| targets.contains(&id)));
         if holds {
             let cmdline = std::fs::read(entry.path().join("cmdline"))
                 .map(|b| {
@@ -127,6 +132,12 @@ pub fn sqlite_holders(db: &Path) -> Vec<Holder> {
     }
     out.sort_by_key(|h| h.pid);
     out
+}
+
+/// Device and inode of the file at `path` (following an fd's link to the open file itself).
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// A child of this process that has not yet called exec: it holds copies of this process's
@@ -291,6 +302,36 @@ mod tests {
         assert_eq!(held.len(), 1, "{held:?}");
         assert_eq!(held[0].pid, child.id());
         assert!(held[0].cmdline.starts_with("sleep"), "{held:?}");
+    }
+
+    #[test]
+    fn a_holder_that_reaches_the_file_by_another_path_is_seen() {
+        // A hard link stands in for a container's bind mount: another path, the same file.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        std::fs::write(&db, b"not really sqlite").unwrap();
+        let elsewhere = dir.path().join("mounted-elsewhere.db");
+        std::fs::hard_link(&db, &elsewhere).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; exec sleep 30")
+            .arg(&elsewhere)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let held = loop {
+            let h = sqlite_holders(&db);
+            if !h.is_empty() || std::time::Instant::now() > deadline {
+                break h;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            held.iter().map(|h| h.pid).collect::<Vec<_>>(),
+            vec![child.id()]
+        );
     }
 
     #[test]
