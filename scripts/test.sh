@@ -24,12 +24,12 @@ ha_suite() {
     fi
 }
 t0=$SECONDS
-# Not yet here (README, "Home Assistant versions tested"): pwsync-recorder's `recorder` (two
-# SQLite tests fail on 2026.11, cause not yet known) and `migrate_ha` (not yet run on 2026.11).
 # `--workspace --test NAME`, not `-p`: a single package resolves other features and would
 # rebuild sqlx and hyper for each suite.
-ha_suite --workspace --test batches --test engines --test harness --test short_term --test ws
-for t in heal_ha backfill_ha backfill_db check_ha serve_mqtt; do
+ha_suite --workspace --test batches --test engines --test harness --test short_term --test ws \
+    --test recorder --test heal_ha
+for t in backfill_ha backfill_db backfill_holes check_ha migrate_ha energy_dashboard safety \
+    serve_mqtt; do
     ha_suite --workspace --test "$t"
 done
 echo "== HA $PWSYNC_TEST_HA pass: $((SECONDS - t0)) s"
