@@ -675,9 +675,14 @@ fn site_env(base: &[(&'static str, String)], site: &Site) -> Vec<(&'static str, 
 /// `serve`, for two sites at once — every meter still since before the last backfilled hour
 /// (the live reading equals the last `state`: the case the 6-decimal reading broke) and every
 /// meter moving. HA's clock (libfaketime) starts seven minutes before the hour boundary H1 so
-/// it compiles the first live hour within minutes. Afterwards none of the twelve meters has a
-/// negative hour or a spike, the first live hour holds InfluxDB's energy, `check` is clean and
-/// `repair` plans nothing, through the websocket and (HA stopped) on the recorder database.
+/// it compiles the first live hour within minutes. Then `serve` is stopped and started again in
+/// the middle of the next hour, and HA, restarted with its clock 90 s before H2, compiles that
+/// hour too. After each compile none of the twelve meters has a negative hour or a spike and
+/// the compiled live hour holds InfluxDB's energy; at the end `check` is clean and `repair`
+/// plans nothing, through the websocket and (HA stopped) on the recorder database.
+///
+/// The whole sequence lies in the past (H2 is at least 15 minutes ago): readings after now
+/// are ignored everywhere, so the data of the second live hour must be history already.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and_repair() {
     let Some((influx, broker)) = empty_servers_with_broker() else {
@@ -697,7 +702,8 @@ async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and
             power: moving,
         },
     ];
-    let h1 = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 15 * 60);
+    let h2 = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 15 * 60);
+    let h1 = h2 - 3600;
     let (hour_p, hour_h) = (h1 - 2 * 3600, h1 - 3600);
     let history = h1 - 86_400;
     let still_from = hour_p - 1800;
@@ -717,10 +723,9 @@ async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and
         write_site(c, s, history, hour_h + 60, still_from).await;
     }
 
-    let offset = (h1 - 420) - chrono::Utc::now().timestamp();
     let mut ha = HaInstance::start(HaOptions {
         mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
-        clock_offset_secs: Some(offset),
+        clock_offset_secs: Some(clock_offset_to(h1 - 420)),
         ..HaOptions::default().with_time_zone(ZONE)
     })
     .unwrap();
@@ -750,67 +755,38 @@ async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and
                 .map(move |f| (i, f, format!("sensor.{}_{}", s.name, f.sensor_key())))
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(10 * 60);
-    for (_, _, id) in &ids {
-        loop {
-            let rows = ha_rows(&hc, id, hour_p - 3600, h1 + 3600).await;
-            if rows.iter().any(|r| r.start_secs() == hour_h) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "HA did not compile {id}'s hour before {h1}\n{}",
-                ha.log_tail(30)
-            );
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
+    wait_compiled(&ha, &ids, hour_h).await;
+    let states_h1 = seam_holds(&hc, &ids, &clients, history, hour_h).await;
+
+    // serve stopped and started again in the middle of hour H1's data...
+    for s in &mut serves {
+        stop(s);
     }
+    for (c, s) in clients.iter().zip(&sites) {
+        write_site(c, s, h1 + 60, h1 + 1800, still_from).await;
+    }
+    serves = sites
+        .iter()
+        .map(|s| spawn_serve(&site_env(&base, s)))
+        .collect();
+    for (c, s) in clients.iter().zip(&sites) {
+        write_site(c, s, h1 + 1800, h2 + 60, still_from).await;
+    }
+    // ...publishes the meter at H2: the state at H1 plus InfluxDB's energy of the hour.
+    let mut at_h2 = BTreeMap::new();
     for (i, f, id) in &ids {
-        let rows = ha_rows(&hc, id, history - 3600, h1 + 3600).await;
-        let energy = {
-            let c = &clients[*i];
-            let e = c
-                .energy(
-                    &pwsync_influx::FieldMap::default(),
-                    &[*f],
-                    hour_p,
-                    h1,
-                    3600,
-                    300,
-                )
-                .await
-                .unwrap();
-            e[f].buckets
-                .iter()
-                .map(|b| (b.start, b.wh / 1000.0))
-                .collect::<BTreeMap<i64, f64>>()
-        };
-        for w in rows.windows(2) {
-            let change = w[1].sum.unwrap() - w[0].sum.unwrap();
-            assert!(
-                (-1e-6..=30.0).contains(&change),
-                "{id}: {change} kWh in the hour at {}: {:?}",
-                w[1].start_secs(),
-                rows.iter()
-                    .map(|r| (r.start_secs(), r.state, r.sum))
-                    .collect::<Vec<_>>()
-            );
-        }
-        let change = |t: i64| {
-            let k = rows.iter().position(|r| r.start_secs() == t).unwrap();
-            rows[k].sum.unwrap() - rows[k - 1].sum.unwrap()
-        };
-        let h = change(hour_h);
-        eprintln!(
-            "{id}: first live hour {h:.6} kWh, InfluxDB {:.6} kWh",
-            energy[&hour_h]
-        );
-        assert!(
-            (h - energy[&hour_h]).abs() < 0.001,
-            "{id}: the first compiled hour: HA {h} kWh, InfluxDB {} kWh",
-            energy[&hour_h]
-        );
+        let e = influx_energy(&clients[*i], *f, h1, h2).await[&h1];
+        at_h2.insert(id.clone(), states_h1[id] + e);
     }
+    wait_states(&hc, &at_h2).await;
+
+    // HA restarted with its clock 90 s before H2 compiles the hour serve's restart was in.
+    ha.set_clock_offset(Some(clock_offset_to(h2 - 90)));
+    ha.restart_async().await.unwrap();
+    let hc = ha_client(&ha);
+    wait_compiled(&ha, &ids, h1).await;
+    seam_holds(&hc, &ids, &clients, history, h1).await;
+
     for s in &sites {
         let e = site_env(&base, s);
         let o = pwsync(&e, &["check", "--json"]);
@@ -847,5 +823,136 @@ async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and
             &["repair", "--target", "db", "--dry-run", "--json"],
         ));
         assert_eq!(r["rows"], 0, "{}: repair --target db plans {r}", s.name);
+    }
+}
+
+/// The libfaketime offset that puts HA's clock at `t` now.
+fn clock_offset_to(t: i64) -> i64 {
+    t - chrono::Utc::now().timestamp()
+}
+
+/// InfluxDB's hourly energy of `field` over `[start, end)`, in kWh by hour start.
+async fn influx_energy(
+    c: &pwsync_influx::InfluxClient,
+    field: pwsync_energy::Field,
+    start: i64,
+    end: i64,
+) -> BTreeMap<i64, f64> {
+    let e = c
+        .energy(
+            &pwsync_influx::FieldMap::default(),
+            &[field],
+            start,
+            end,
+            3600,
+            300,
+        )
+        .await
+        .unwrap();
+    e[&field]
+        .buckets
+        .iter()
+        .map(|b| (b.start, b.wh / 1000.0))
+        .collect()
+}
+
+/// Wait (up to 10 minutes) until HA has compiled the hour starting at `hour` for every meter.
+async fn wait_compiled(ha: &HaInstance, ids: &[(usize, pwsync_energy::Field, String)], hour: i64) {
+    let hc = ha_client(ha);
+    let deadline = Instant::now() + Duration::from_secs(10 * 60);
+    for (_, _, id) in ids {
+        loop {
+            let rows = ha_rows(&hc, id, hour - 3600, hour + 7200).await;
+            if rows.iter().any(|r| r.start_secs() == hour) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "HA did not compile {id}'s hour at {hour}\n{}",
+                ha.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// Every meter's compiled chain since `history` has no negative hour and no spike, and the
+/// compiled hour at `hour` holds InfluxDB's energy. Returns each meter's `state` of that hour
+/// (its reading at the hour's end).
+async fn seam_holds(
+    hc: &HaClient,
+    ids: &[(usize, pwsync_energy::Field, String)],
+    clients: &[pwsync_influx::InfluxClient],
+    history: i64,
+    hour: i64,
+) -> BTreeMap<String, f64> {
+    let mut states = BTreeMap::new();
+    for (i, f, id) in ids {
+        let rows = ha_rows(hc, id, history - 3600, hour + 7200).await;
+        let energy = influx_energy(&clients[*i], *f, hour, hour + 3600).await;
+        for w in rows.windows(2) {
+            let change = w[1].sum.unwrap() - w[0].sum.unwrap();
+            assert!(
+                (-1e-6..=30.0).contains(&change),
+                "{id}: {change} kWh in the hour at {}: {:?}",
+                w[1].start_secs(),
+                rows.iter()
+                    .map(|r| (r.start_secs(), r.state, r.sum))
+                    .collect::<Vec<_>>()
+            );
+        }
+        let k = rows.iter().position(|r| r.start_secs() == hour).unwrap();
+        let h = rows[k].sum.unwrap() - rows[k - 1].sum.unwrap();
+        eprintln!(
+            "{id}: live hour at {hour}: {h:.6} kWh, InfluxDB {:.6} kWh",
+            energy[&hour]
+        );
+        assert!(
+            (h - energy[&hour]).abs() < 0.001,
+            "{id}: the compiled hour at {hour}: HA {h} kWh, InfluxDB {} kWh",
+            energy[&hour]
+        );
+        states.insert(id.clone(), rows[k].state.unwrap());
+    }
+    states
+}
+
+/// Wait (up to 2 minutes) until HA's state of every meter is the expected reading (kWh).
+async fn wait_states(hc: &HaClient, want: &BTreeMap<String, f64>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let states: BTreeMap<String, serde_json::Value> = hc
+            .get_states()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| want.contains_key(&s.entity_id))
+            .map(|s| (s.entity_id.clone(), serde_json::to_value(&s).unwrap()))
+            .collect();
+        let off: Vec<String> = want
+            .iter()
+            .filter(|(id, v)| {
+                let got = states
+                    .get(*id)
+                    .and_then(|s| s["state"].as_str())
+                    .and_then(|s| s.parse::<f64>().ok());
+                !got.is_some_and(|g| (g - **v).abs() < 0.001)
+            })
+            .map(|(id, v)| {
+                format!(
+                    "{id}: want {v}, HA has {:?}",
+                    states.get(id).map(|s| &s["state"])
+                )
+            })
+            .collect();
+        if off.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve's readings after its restart:\n{}",
+            off.join("\n")
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -198,6 +198,13 @@ impl HaInstance {
         tokio::task::spawn_blocking(move || stop_hass(process, &dir)).await?
     }
 
+    /// Shift HA's wall clock by `offset` seconds from the next (re)start on (libfaketime; see
+    /// [`HaOptions::clock_offset_secs`]): a test moves HA to just before an hour boundary to see
+    /// it compile that hour.
+    pub fn set_clock_offset(&mut self, offset: Option<i64>) {
+        self.opts.clock_offset_secs = offset;
+    }
+
     /// Stop cleanly and start again with the same config dir, port and token.
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;
