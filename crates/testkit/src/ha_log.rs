@@ -78,10 +78,23 @@ pub fn offending(log: &str, expected: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// `Err` (one message listing them) when HA's log at `path` has [`offending`] entries.
+/// `Err` (one message listing them) when HA's log at `path` has [`offending`] entries, other
+/// than those `expected` here or announced for `path` with [`expect`].
 pub fn check(path: &Path, expected: &[&str]) -> Result<(), String> {
     let log = std::fs::read_to_string(path).unwrap_or_default();
-    let bad = offending(&log, expected);
+    let announced: Vec<String> = EXPECTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(p, _)| p == path)
+        .map(|(_, x)| x.clone())
+        .collect();
+    let expected: Vec<&str> = expected
+        .iter()
+        .copied()
+        .chain(announced.iter().map(String::as_str))
+        .collect();
+    let bad = offending(&log, &expected);
     if bad.is_empty() {
         return Ok(());
     }
@@ -95,6 +108,8 @@ pub fn check(path: &Path, expected: &[&str]) -> Result<(), String> {
 
 /// Logs of instances that are still running, checked at exit.
 static WATCHED: Mutex<Vec<(PathBuf, Vec<String>)>> = Mutex::new(Vec::new());
+/// Entries a test provokes on purpose, by log: every later [`check`] of that log lets them pass.
+static EXPECTED: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
 
 /// Check the log at `path` when the process exits normally, unless [`unwatch`]ed first: an
 /// instance kept in a `static` is never dropped. A failing check turns the exit status into 1
@@ -111,14 +126,13 @@ pub fn watch_until_exit(path: &Path, expected: &[String]) {
         .push((path.to_path_buf(), expected.to_vec()));
 }
 
-/// Let entries containing `pattern` pass the exit check of the watched log at `path`: for a test
-/// that provokes them on an instance it shares (kept in a `static`).
+/// Let entries containing `pattern` pass every later check of the log at `path` (at stop, at
+/// drop, at exit): for a test that provokes them.
 pub fn expect(path: &Path, pattern: &str) {
-    for (p, expected) in WATCHED.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
-        if p == path {
-            expected.push(pattern.to_string());
-        }
-    }
+    EXPECTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((path.to_path_buf(), pattern.to_string()));
 }
 
 /// Stop watching `path` (its owner checked it).
