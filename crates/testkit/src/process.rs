@@ -15,6 +15,31 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {what}"))?;
+    stdout_of(out, what)
+}
+
+/// [`run`] feeding `input` on stdin (a dump to restore, SQL to a client).
+pub fn run_with_input(cmd: &mut Command, input: &[u8], what: &str) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {what}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("stdin writer panicked"))?
+        .with_context(|| format!("feeding {what}"))?;
+    stdout_of(out, what)
+}
+
+/// A finished client's stdout, or an error with its exit status and stderr.
+fn stdout_of(out: std::process::Output, what: &str) -> Result<Vec<u8>> {
     if !out.status.success() {
         bail!(
             "{what} failed ({}): {}",

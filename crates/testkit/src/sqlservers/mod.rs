@@ -18,12 +18,13 @@ pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
 
 use crate::process::{
-    free_port, require, run, wait_ready, with_port_retries, Missing, ServerProcess, StartError,
+    free_port, require, run, run_with_input, wait_ready, with_port_retries, Missing, ServerProcess,
+    StartError,
 };
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
@@ -48,33 +49,6 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
-}
-
-/// Run a client command feeding `input` on stdin.
-fn run_with_input(cmd: &mut Command, input: &[u8], what: &str) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {what}"))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output()?;
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("stdin writer panicked"))?
-        .with_context(|| format!("feeding {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
 }
 
 /// Database names are pasted into SQL: letters, digits and `_` only.
