@@ -57,7 +57,7 @@ pub(super) fn spawn_hass(
         .arg(dir.join("config"));
     let log = dir.join("hass.out");
     let mut process = ServerProcess::spawn("hass", &mut cmd, &log)?;
-    crate::ha_log::watch_until_exit(&log, &[]);
+    crate::ha_log::watch_until_exit(&log);
     wait_ready(&mut process, &[port], &log, START_TIMEOUT, || {
         answers_onboarding(port)
     })?;
