@@ -5,6 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
+cargo test --workspace --no-run -q
+# Packaging (deploy/, crates/cli/tests/deploy.rs): the release binary, the .deb, the Debian root
+# and the images are made in the background, in their own target directory (cargo's build lock
+# would otherwise queue the two), once the test binaries are built: the tests below spend most
+# of their time waiting on servers. The packaging tests run at the end.
+pkg_env=$(mktemp)
+pkg_log=$(mktemp)
+CARGO_TARGET_DIR=target/package deploy/scripts/package.sh >"$pkg_env" 2>"$pkg_log" &
+pkg_pid=$!
+# On any exit (a failed step exits at once): no packaging build or dockerd left behind.
+stop_packaging() {
+    kill "$pkg_pid" 2>/dev/null || true
+    wait "$pkg_pid" 2>/dev/null || true
+    deploy/scripts/dockerd.sh stop
+}
+trap stop_packaging EXIT
+
 cargo test --workspace --no-fail-fast
 # The harness under load (ignored in the run above): 30 servers started at once all answer.
 cargo test --workspace --test stress -- --ignored
@@ -33,7 +50,22 @@ for t in backfill_ha backfill_db backfill_holes check_ha migrate_ha energy_dashb
     ha_suite --workspace --test "$t"
 done
 echo "== HA $PWSYNC_TEST_HA pass: $((SECONDS - t0)) s"
+unset PWSYNC_TEST_HA
+
+t0=$SECONDS
+if wait "$pkg_pid"; then
+    cat "$pkg_log"
+    eval "$(cat "$pkg_env")"
+    if cargo test --workspace --test deploy -- --ignored; then
+        echo "== packaging: built and tested; $((SECONDS - t0)) s after the HA pass"
+    else
+        failed+=("deploy (packaging)")
+    fi
+else
+    cat "$pkg_log" >&2
+    failed+=("deploy/scripts/package.sh")
+fi
 if [ ${#failed[@]} -gt 0 ]; then
-    echo "failed on HA $PWSYNC_TEST_HA: ${failed[*]}" >&2
+    echo "failed: ${failed[*]}" >&2
     exit 1
 fi

@@ -21,7 +21,7 @@ gzip -9n "$assets"/man/*.1
 
 cargo_deb="$cache/cargo-deb/bin/cargo-deb"
 if [ ! -x "$cargo_deb" ]; then
-    cargo install cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.8.0}" --root "$cache/cargo-deb" >&2
+    cargo install -q cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.8.0}" --root "$cache/cargo-deb" >&2
 fi
 mkdir -p "$target/debian"
 # --strip: the release profile keeps line tables (debug = 1), which cargo-deb would keep too.
