@@ -61,6 +61,7 @@ pub struct Config {
     pub homeassistant: HaSection,
     pub mqtt: MqttSection,
     pub limits: Limits,
+    pub serve: ServeSection,
 }
 
 impl Default for Config {
@@ -73,6 +74,7 @@ impl Default for Config {
             homeassistant: HaSection::default(),
             mqtt: MqttSection::default(),
             limits: Limits::default(),
+            serve: ServeSection::default(),
         }
     }
 }
@@ -173,6 +175,38 @@ impl Default for Limits {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSection {
+    /// Local time of day (HA's zone) at which `serve` runs `check` by itself, `HH:MM`; empty
+    /// turns the daily check off. Needs `homeassistant.url` and a token.
+    pub check_daily_at: String,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection {
+            check_daily_at: "03:30".into(),
+        }
+    }
+}
+
+impl ServeSection {
+    /// The daily check's time of day, `None` when turned off.
+    pub fn daily_check(&self) -> Result<Option<chrono::NaiveTime>> {
+        let s = self.check_daily_at.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        match chrono::NaiveTime::parse_from_str(s, "%H:%M") {
+            Ok(t) => Ok(Some(t)),
+            Err(_) => bail!(
+                "serve.check_daily_at = '{s}' is not a time of day: write HH:MM, e.g. \"03:30\", or \"\" to turn the daily check off"
+            ),
+        }
+    }
+}
+
 /// `PWSYNC_<SECTION>__<KEY>` and the top-level keys; other `PWSYNC_*` variables (such as
 /// `PWSYNC_CONFIG` or `PWSYNC_LOG`) belong to the program, not to the file's schema.
 fn config_env() -> Env {
@@ -260,6 +294,7 @@ impl Config {
                 "limits.max_power_kw must be a number above 0 (the most power one field can reach, e.g. 30), not {kw}"
             );
         }
+        self.serve.daily_check()?;
         self.validate_urls()
     }
 
@@ -430,6 +465,22 @@ mod tests {
         assert!(
             e.contains("influxdb.timeout_secs must be at least 1"),
             "{e}"
+        );
+        c.influxdb.timeout_secs = 30;
+        for typo in ["3:3o", "25:00", "03:30:00", "half past three"] {
+            c.serve.check_daily_at = typo.into();
+            let e = invalid(&c);
+            assert!(
+                e.contains("serve.check_daily_at") && e.contains(typo) && e.contains("HH:MM"),
+                "{e}"
+            );
+        }
+        c.serve.check_daily_at = "".into();
+        assert_eq!(c.serve.daily_check().unwrap(), None);
+        c.serve.check_daily_at = "03:30".into();
+        assert_eq!(
+            c.serve.daily_check().unwrap(),
+            chrono::NaiveTime::from_hms_opt(3, 30, 0)
         );
     }
 

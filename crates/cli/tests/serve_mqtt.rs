@@ -962,3 +962,346 @@ async fn wait_states(hc: &HaClient, want: &BTreeMap<String, f64>) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
+
+/// `serve` spawned with its log (info) in `log`, for the lines a test looks for.
+fn spawn_serve_logged(env: &[(&str, String)], log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_pwsync"))
+        .args(["serve", "--interval", "2"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PWSYNC_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// An entity's state once `ready` holds for it.
+async fn wait_entity(
+    c: &HaClient,
+    id: &str,
+    timeout: Duration,
+    ready: impl Fn(&pwsync_ha::EntityState) -> bool,
+) -> pwsync_ha::EntityState {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = c
+            .get_states()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.entity_id == id);
+        match s {
+            Some(s) if ready(&s) => return s,
+            s => assert!(
+                Instant::now() < deadline,
+                "{id} not as expected within {timeout:?}: {s:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Press buttons through HA (as a dashboard or an automation would).
+async fn press(c: &HaClient, buttons: &[&str]) {
+    let ids: Vec<String> = buttons
+        .iter()
+        .map(|b| format!("button.powerwall_{b}"))
+        .collect();
+    c.call(
+        "call_service",
+        serde_json::json!({"domain": "button", "service": "press", "target": {"entity_id": ids}}),
+    )
+    .await
+    .unwrap();
+}
+
+/// `last_job` finished (succeeded or failed) for a job started after `since` (epoch s).
+async fn job_done(c: &HaClient, job: &str, since: i64) -> pwsync_ha::EntityState {
+    wait_entity(
+        c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(240),
+        |s| {
+            let started = s.attributes["started"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or(0, |t| t.timestamp());
+            ["succeeded", "failed"].contains(&s.state.as_str())
+                && s.attributes["job"] == job
+                && started >= since
+        },
+    )
+    .await
+}
+
+fn lines_with(log: &std::path::Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
+    let Some((influx, broker)) = servers_with_broker().await else {
+        return;
+    };
+    let ha = HaInstance::start(HaOptions {
+        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
+        ..HaOptions::default().with_time_zone(ZONE)
+    })
+    .unwrap();
+    let c = ha_client(&ha);
+    // The daily check at the next whole minute at least 45 s away, in HA's zone.
+    let t0 = chrono::Utc::now().timestamp();
+    let daily = (t0 + 45 + 59) / 60 * 60;
+    let daily_local = chrono::DateTime::from_timestamp(daily, 0)
+        .unwrap()
+        .with_timezone(&tz())
+        .format("%H:%M")
+        .to_string();
+    let mut e = env(&influx, &broker);
+    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
+    e.push(("PWSYNC_SERVE__CHECK_DAILY_AT", daily_local.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let mut serve = spawn_serve_logged(&e, &log);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let mut m = listener(&broker).await;
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(Incoming::Message { topic, payload, .. }) =
+                    m.next(Duration::from_secs(1)).await
+                {
+                    if topic.contains("last_job") || topic.contains("command") {
+                        seen.lock()
+                            .unwrap()
+                            .push(format!("{} {topic} {payload}", chrono::Utc::now()));
+                    }
+                }
+            }
+        });
+    }
+
+    // The controls appear, nothing has run yet.
+    let idle = wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(60),
+        |s| s.state == "idle",
+    )
+    .await;
+    assert_eq!(idle.attributes["device_class"], "enum", "{idle:?}");
+    for b in ["check_history", "repair_history", "backfill_missing"] {
+        wait_entity(
+            &c,
+            &format!("button.powerwall_{b}"),
+            Duration::from_secs(30),
+            |s| s.state != "unavailable",
+        )
+        .await;
+    }
+    let history = wait_entity(
+        &c,
+        "binary_sensor.powerwall_history_ok",
+        Duration::from_secs(30),
+        |_| true,
+    )
+    .await;
+    assert_eq!(history.attributes["device_class"], "problem");
+
+    // The daily check runs by itself at its time, and says what it found: HA has no
+    // statistics of pwsync's meters yet, so nothing disagrees (the CLI says the same).
+    let done = job_done(&c, "check", t0).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    assert_eq!(done.attributes["trigger"], "daily", "{done:?}");
+    let finished =
+        chrono::DateTime::parse_from_rfc3339(done.attributes["finished"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+    assert!(
+        finished >= daily,
+        "ran at {finished}, due at {daily} ({daily_local})"
+    );
+    let cli = ok_or_problems(pwsync(&e, &["check", "--json"]));
+    let problems = c_state(&c, "sensor.powerwall_history_problems").await;
+    assert_eq!(
+        problems.state,
+        cli["problems"].to_string(),
+        "{problems:?} vs {cli}"
+    );
+    let last_check = c_state(&c, "sensor.powerwall_last_check").await;
+    assert_eq!(last_check.attributes["device_class"], "timestamp");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&last_check.state).is_ok(),
+        "{last_check:?}"
+    );
+
+    // "Backfill missing hours": every hour InfluxDB has, then a clean check.
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["backfill_missing"]).await;
+    let done = job_done(&c, "backfill", t).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    assert_eq!(done.attributes["trigger"], "button");
+    let rows = done.attributes["rows_written"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{done:?} {:#?}", seen.lock().unwrap()));
+    let now = chrono::Utc::now().timestamp();
+    let hours = ha_rows(&c, HOME, now - 3 * 86_400, now).await.len();
+    assert!(
+        hours >= 24 && rows >= 6 * hours as u64,
+        "{rows} rows, {hours} hours: {done:?}"
+    );
+    assert_eq!(
+        c_state(&c, "sensor.powerwall_history_problems").await.state,
+        "0"
+    );
+    assert_eq!(
+        c_state(&c, "binary_sensor.powerwall_history_ok")
+            .await
+            .state,
+        "off"
+    );
+
+    // Damage one hour: 25 kWh too much in the home meter. "Check history" finds that hour.
+    // An hour in the middle of what the backfill wrote (InfluxDB's own gaps have no row).
+    let written = ha_rows(&c, HOME, now - 2 * 86_400, now).await;
+    let hour = written[written.len() / 2].start_secs();
+    let sum_at = |rows: &[pwsync_ha::StatValue]| {
+        rows.iter()
+            .find(|r| r.start_secs() == hour)
+            .and_then(|r| r.sum)
+    };
+    let before = sum_at(&ha_rows(&c, HOME, hour, hour + 3600).await).expect("backfilled hour");
+    c.adjust_sum_statistics(HOME, hour, 25.0, "kWh")
+        .await
+        .unwrap();
+    // HA queues the adjustment like an import: the check must not run before it lands.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sum_at(&ha_rows(&c, HOME, hour, hour + 3600).await) != Some(before + 25.0) {
+        assert!(Instant::now() < deadline, "the adjustment never landed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["check_history"]).await;
+    let done = job_done(&c, "check", t).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    let problems = c_state(&c, "sensor.powerwall_history_problems").await;
+    assert_ne!(problems.state, "0", "{problems:?}");
+    let listed = problems.attributes["problems"].as_array().unwrap();
+    let damaged = chrono::DateTime::from_timestamp(hour, 0)
+        .unwrap()
+        .with_timezone(&tz())
+        .to_rfc3339();
+    assert!(
+        listed
+            .iter()
+            .any(|p| p["statistic"] == HOME && p["hour"] == damaged.as_str()),
+        "{damaged} not in {listed:?}"
+    );
+    assert_eq!(
+        c_state(&c, "binary_sensor.powerwall_history_ok")
+            .await
+            .state,
+        "on"
+    );
+
+    // "Repair history" puts it right, and the check that ends the job says so.
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["repair_history"]).await;
+    let done = job_done(&c, "repair", t).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    assert!(
+        done.attributes["rows_written"].as_u64().unwrap() > 0,
+        "{done:?}"
+    );
+    assert_eq!(
+        c_state(&c, "sensor.powerwall_history_problems").await.state,
+        "0"
+    );
+    assert_eq!(
+        c_state(&c, "binary_sensor.powerwall_history_ok")
+            .await
+            .state,
+        "off"
+    );
+    // The CLI agrees. HA's 5-minute compile may meanwhile start a new sum after the repaired
+    // rows; serve's seam guard moves it within 20 s, so the CLI gets that long to see it clean.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let cli = ok_or_problems(pwsync(&e, &["check", "--json"]));
+        if cli["problems"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{cli}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+
+    // Two presses at once: one job runs, the other is refused with a reason in the log.
+    let started_before = lines_with(&log, "started (button)");
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["check_history", "backfill_missing"]).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lines_with(&log, "refused") == 0 {
+        assert!(Instant::now() < deadline, "no refusal logged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ran = wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(120),
+        |s| {
+            s.state == "succeeded"
+                && s.attributes["finished"].as_str().is_some_and(|f| {
+                    chrono::DateTime::parse_from_rfc3339(f).is_ok_and(|f| f.timestamp() >= t)
+                })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(lines_with(&log, "started (button)") - started_before, 1);
+    assert_eq!(lines_with(&log, "refused"), 1, "{ran:?}");
+
+    // Stopped and uninstalled, the controls leave HA with the sensors.
+    stop(&mut serve);
+    ok(pwsync(&e, &["serve", "--uninstall"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = c
+            .get_states()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.entity_id)
+            .filter(|id| id.contains(".powerwall_"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left after --uninstall: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn c_state(c: &HaClient, id: &str) -> pwsync_ha::EntityState {
+    wait_entity(c, id, Duration::from_secs(10), |_| true).await
+}
+
+/// `check --json`'s report, whether it found problems (exit 3) or not (exit 0).
+fn ok_or_problems(o: std::process::Output) -> serde_json::Value {
+    assert!(
+        matches!(o.status.code(), Some(0 | 3)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}

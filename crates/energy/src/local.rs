@@ -116,6 +116,20 @@ pub fn first_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> i64 {
     }
 }
 
+/// The first instant after `now` whose local time of day is `at` (a daily schedule in `tz`).
+/// A time a DST jump skips that day runs at the jump; a time that happens twice runs once, at
+/// its first occurrence.
+pub fn next_local_time(now: i64, at: chrono::NaiveTime, tz: Tz) -> i64 {
+    let mut day = utc(now).with_timezone(&tz).date_naive();
+    loop {
+        let t = first_instant_at_or_after(day.and_time(at), tz);
+        if t > now {
+            return t;
+        }
+        day = day.succ_opt().expect("date within chrono's range");
+    }
+}
+
 /// UTC range `[start, end)` of a local day: from the first instant of its midnight to the first
 /// instant of the next day's. 23 or 25 hours on DST days; empty for a day a zone skipped.
 pub fn local_day_range(date: NaiveDate, tz: Tz) -> (i64, i64) {
@@ -309,6 +323,37 @@ mod tests {
         assert_eq!(
             local_day_range(d("2025-03-09"), Los_Angeles).0,
             1_741_507_200
+        );
+    }
+
+    #[test]
+    fn a_daily_time_comes_once_a_day_and_through_dst_jumps() {
+        let at = chrono::NaiveTime::from_hms_opt(3, 30, 0).unwrap();
+        let berlin = |s: &str| {
+            let l = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+            first_instant_at_or_after(l, Berlin)
+        };
+        // Before 03:30 it is today's, at or after it tomorrow's.
+        let now = berlin("2025-06-01 03:29:59");
+        assert_eq!(next_local_time(now, at, Berlin), now + 1);
+        assert_eq!(
+            next_local_time(now + 1, at, Berlin),
+            berlin("2025-06-02 03:30:00")
+        );
+        // 02:30 does not exist on 2025-03-30 in Berlin: it runs at the jump (03:00 CEST), once.
+        let at = chrono::NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        let jump = next_local_time(berlin("2025-03-29 12:00:00"), at, Berlin);
+        assert_eq!(jump, berlin("2025-03-30 03:00:00"));
+        assert_eq!(
+            next_local_time(jump, at, Berlin),
+            berlin("2025-03-31 02:30:00")
+        );
+        // 02:30 happens twice on 2025-10-26: the first one only.
+        let first = next_local_time(berlin("2025-10-25 12:00:00"), at, Berlin);
+        assert_eq!(first, 1_761_438_600); // 2025-10-26T00:30:00Z = 02:30 CEST
+        assert_eq!(
+            next_local_time(first, at, Berlin),
+            berlin("2025-10-27 02:30:00")
         );
     }
 

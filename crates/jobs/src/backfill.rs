@@ -4,7 +4,7 @@
 //! meter at the hour's end, the same value the live sensor publishes: the seam with live data
 //! has no jump. Every write goes through `splice`, so whatever chain existed stays continuous.
 
-use crate::range::DateRange;
+use crate::range::{DateRange, RangeStart};
 use crate::write::{splice_into, Overwrite};
 use crate::JobError;
 use chrono_tz::Tz;
@@ -33,6 +33,26 @@ pub struct BackfillOptions {
     pub tz: Tz,
     /// Epoch seconds; only hours HA has compiled by then are written.
     pub now: i64,
+}
+
+impl BackfillOptions {
+    /// Every hour HA lacks, of all six fields, from InfluxDB's first point (`backfill --all`).
+    pub fn all_missing(site: &str, tz: Tz, now: i64) -> BackfillOptions {
+        BackfillOptions {
+            site: site.to_string(),
+            fields: Field::ALL.to_vec(),
+            range: DateRange {
+                start: RangeStart::All,
+                end: None,
+            },
+            overwrite: false,
+            keep_partial: false,
+            dry_run: false,
+            hours: None,
+            tz,
+            now,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

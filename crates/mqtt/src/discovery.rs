@@ -18,6 +18,25 @@ pub enum Kind {
     Percent(Option<&'static str>),
     /// One of `options`.
     Enum(&'static [&'static str]),
+    /// A number of things, no unit and no statistics (`history_problems`).
+    Count,
+    /// An instant, ISO 8601 with its offset (`last_check`).
+    Timestamp,
+    /// A `binary_sensor` of device class `problem`: `ON` when something is wrong.
+    Problem,
+    /// A `button`: pressing it in HA publishes this payload on [`Topics::command`].
+    Button(&'static str),
+}
+
+impl Kind {
+    /// HA's entity platform for this kind, part of its discovery topic and entity id.
+    pub fn component(&self) -> &'static str {
+        match self {
+            Kind::Problem => "binary_sensor",
+            Kind::Button(_) => "button",
+            _ => "sensor",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +48,9 @@ pub struct Sensor {
     /// A reading of the moment (power, level, direction): HA shows it unavailable when no
     /// fresh value has come for [`Device::expire_after_secs`], rather than a frozen number.
     pub expires: bool,
+    /// Its state payload is JSON `{"state": …, "attributes": {…}}`: state and attributes in one
+    /// retained message, so HA never shows one job's state with another's details.
+    pub attributes: bool,
 }
 
 pub const BATTERY_STATES: &[&str] = &["charging", "discharging", "idle"];
@@ -41,6 +63,14 @@ fn sensor(key: impl Into<String>, name: impl Into<String>, kind: Kind) -> Sensor
         name: name.into(),
         kind,
         expires: false,
+        attributes: false,
+    }
+}
+
+fn with_attributes(s: Sensor) -> Sensor {
+    Sensor {
+        attributes: true,
+        ..s
     }
 }
 
@@ -104,6 +134,38 @@ pub fn catalogue() -> Vec<Sensor> {
     out
 }
 
+/// The job states of `last_job`.
+pub const JOB_STATES: &[&str] = &["idle", "running", "succeeded", "failed"];
+
+/// The jobs `serve` runs when HA presses a button: (key, name, command payload).
+pub const BUTTONS: &[(&str, &str, &str)] = &[
+    ("check_history", "Check history", "check"),
+    ("repair_history", "Repair history", "repair"),
+    ("backfill_missing", "Backfill missing hours", "backfill"),
+];
+
+/// The buttons and the entities that show what the jobs found, published by `serve` when it
+/// can reach HA (its jobs go through HA's websocket).
+pub fn controls() -> Vec<Sensor> {
+    let mut out: Vec<Sensor> = BUTTONS
+        .iter()
+        .map(|(key, name, payload)| sensor(*key, *name, Kind::Button(payload)))
+        .collect();
+    out.push(with_attributes(sensor(
+        "history_problems",
+        "History problems",
+        Kind::Count,
+    )));
+    out.push(sensor("history_ok", "History", Kind::Problem));
+    out.push(sensor("last_check", "Last check", Kind::Timestamp));
+    out.push(with_attributes(sensor(
+        "last_job",
+        "Last job",
+        Kind::Enum(JOB_STATES),
+    )));
+    out
+}
+
 /// Where pwsync's topics live for one site.
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -112,10 +174,13 @@ pub struct Topics {
 }
 
 impl Topics {
-    pub fn config(&self, key: &str) -> String {
+    pub fn config(&self, s: &Sensor) -> String {
         format!(
-            "{}/sensor/pwsync_{}/{key}/config",
-            self.discovery_prefix, self.site
+            "{}/{}/pwsync_{}/{}/config",
+            self.discovery_prefix,
+            s.kind.component(),
+            self.site,
+            s.key
         )
     }
     pub fn state(&self, key: &str) -> String {
@@ -130,6 +195,10 @@ impl Topics {
         topic
             .strip_prefix(&format!("pwsync/{}/", self.site))?
             .strip_suffix("/state")
+    }
+    /// Where HA's buttons publish the job to run.
+    pub fn command(&self) -> String {
+        format!("pwsync/{}/command", self.site)
     }
     pub fn availability(&self) -> String {
         format!("pwsync/{}/availability", self.site)
@@ -172,7 +241,6 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
     let mut c = json!({
         "name": s.name,
         "unique_id": format!("pwsync_{}_{}", t.site, s.key),
-        "state_topic": t.state(&s.key),
         "availability_topic": t.availability(),
         "device": {
             "identifiers": [format!("pwsync_{}", t.site)],
@@ -182,6 +250,15 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
             "sw_version": d.sw_version,
         },
     });
+    match s.kind {
+        Kind::Button(_) => c["command_topic"] = json!(t.command()),
+        _ => c["state_topic"] = json!(t.state(&s.key)),
+    }
+    if s.attributes {
+        c["value_template"] = json!("{{ value_json.state }}");
+        c["json_attributes_topic"] = json!(t.state(&s.key));
+        c["json_attributes_template"] = json!("{{ value_json.attributes | tojson }}");
+    }
     if let (true, Some(secs)) = (s.expires, d.expire_after_secs) {
         c["expire_after"] = json!(secs);
     }
@@ -190,7 +267,7 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
         c["object_id"] = json!(object_id);
     }
     if default_entity {
-        c["default_entity_id"] = json!(format!("sensor.{object_id}"));
+        c["default_entity_id"] = json!(format!("{}.{object_id}", s.kind.component()));
     }
     match &s.kind {
         Kind::Meter => {
@@ -225,6 +302,25 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
             c["device_class"] = json!("enum");
             c["options"] = json!(options);
         }
+        Kind::Count => {
+            c["entity_category"] = json!("diagnostic");
+        }
+        Kind::Timestamp => {
+            c["device_class"] = json!("timestamp");
+            c["entity_category"] = json!("diagnostic");
+        }
+        Kind::Problem => {
+            c["device_class"] = json!("problem");
+            c["payload_on"] = json!("ON");
+            c["payload_off"] = json!("OFF");
+        }
+        Kind::Button(payload) => {
+            c["payload_press"] = json!(payload);
+            c["entity_category"] = json!("config");
+        }
+    }
+    if s.key == "last_job" {
+        c["entity_category"] = json!("diagnostic");
     }
     c
 }
@@ -300,5 +396,44 @@ mod tests {
             .iter()
             .all(|s| config(s, &t, &none, None).get("expire_after").is_none()));
         assert_eq!(t.key_of_state("pwsync/other/x/state"), None);
+    }
+
+    #[test]
+    fn buttons_command_and_results_carry_their_platform_and_attributes() {
+        let (t, d) = cabin();
+        let all = controls();
+        let by_key = |k: &str| all.iter().find(|s| s.key == k).unwrap().clone();
+        let check = by_key("check_history");
+        assert_eq!(
+            t.config(&check),
+            "homeassistant/button/pwsync_cabin/check_history/config"
+        );
+        let c = config(&check, &t, &d, Some("2026.11.0"));
+        assert_eq!(c["command_topic"], "pwsync/cabin/command");
+        assert_eq!(c["payload_press"], "check");
+        assert_eq!(c["default_entity_id"], "button.cabin_check_history");
+        assert!(c.get("state_topic").is_none());
+        let ok = by_key("history_ok");
+        assert_eq!(
+            t.config(&ok),
+            "homeassistant/binary_sensor/pwsync_cabin/history_ok/config"
+        );
+        let c = config(&ok, &t, &d, Some("2025.4.4"));
+        assert_eq!(c["device_class"], "problem");
+        assert_eq!(c["object_id"], "cabin_history_ok");
+        let c = config(&by_key("last_job"), &t, &d, None);
+        assert_eq!(c["json_attributes_topic"], "pwsync/cabin/last_job/state");
+        assert_eq!(c["state_topic"], "pwsync/cabin/last_job/state");
+        assert_eq!(c["value_template"], "{{ value_json.state }}");
+        assert_eq!(c["options"], json!(JOB_STATES));
+        let c = config(&by_key("last_check"), &t, &d, None);
+        assert_eq!(c["device_class"], "timestamp");
+        // No control shares a key with a sensor: their states share one topic space.
+        let sensors: Vec<String> = catalogue().into_iter().map(|s| s.key).collect();
+        assert!(all.iter().all(|s| !sensors.contains(&s.key)));
+        assert_eq!(
+            t.config(&catalogue()[0]),
+            "homeassistant/sensor/pwsync_cabin/home_usage/config"
+        );
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use pwsync_energy::local::{group_by_local_day, local_day_range};
 use pwsync_energy::Field;
 use pwsync_energy::{Bucket, Integration};
-use pwsync_jobs::{BackfillOptions, DateRange, RangeStart};
+use pwsync_jobs::BackfillOptions;
 use pwsync_recorder::RecorderDb;
 use pwsync_sandbox::influxd::InfluxServer;
 use pwsync_store::{StatisticsStore, Table};
@@ -87,20 +87,7 @@ async fn backfill_demo(
     create_recorder_db(&db).await?;
     let url = format!("sqlite://{}", db.display());
     let tz = cfg.tz()?;
-    let opts = BackfillOptions {
-        site: cfg.site.clone(),
-        fields: Field::ALL.to_vec(),
-        range: DateRange {
-            start: RangeStart::All,
-            end: None,
-        },
-        overwrite: false,
-        keep_partial: false,
-        dry_run: false,
-        hours: None,
-        tz,
-        now: chrono::Utc::now().timestamp(),
-    };
+    let opts = BackfillOptions::all_missing(&cfg.site, tz, chrono::Utc::now().timestamp());
     let store = RecorderDb::open(&url).await?;
     let first = run_job(source, &store, &opts).await?;
     println!("\nBackfill into a fresh HA recorder database (SQLite, schema of HA 2025.4.4):");

@@ -2,6 +2,7 @@
 //! and the wait between polls (signals, reconnects, HA's birth message, republishing).
 
 use super::ha::HaLink;
+use super::jobs::{Job, Jobs, Trigger};
 use super::meters::Live;
 use anyhow::Result;
 use pwsync_mqtt::discovery::{self, Device, Topics};
@@ -36,23 +37,34 @@ pub(super) async fn read_retained(
     Ok(out)
 }
 
-pub(super) async fn publish_configs(
-    mqtt: &Mqtt,
-    topics: &Topics,
-    device: &Device,
-    ha_version: Option<&str>,
-) -> Result<()> {
-    for s in discovery::catalogue() {
-        let c = discovery::config(&s, topics, device, ha_version);
-        mqtt.publish(&topics.config(&s.key), c.to_string(), true)
+/// What `serve` announces to HA: the sensors, and the job controls when it runs jobs.
+pub(super) struct Discovery<'a> {
+    pub(super) topics: &'a Topics,
+    pub(super) device: &'a Device,
+    pub(super) ha: &'a HaLink,
+    pub(super) controls: bool,
+}
+
+pub(super) async fn publish_configs(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<()> {
+    let mut all = discovery::catalogue();
+    if d.controls {
+        all.extend(discovery::controls());
+    }
+    for s in all {
+        let c = discovery::config(&s, d.topics, d.device, d.ha.version.as_deref());
+        mqtt.publish(&d.topics.config(&s), c.to_string(), true)
             .await?;
     }
     Ok(())
 }
 
+/// Empty retained configs and states of every entity pwsync may have announced.
 pub(super) async fn uninstall(mqtt: &Mqtt, topics: &Topics) -> Result<()> {
-    for s in discovery::catalogue() {
-        mqtt.publish(&topics.config(&s.key), "", true).await?;
+    for s in discovery::catalogue()
+        .into_iter()
+        .chain(discovery::controls())
+    {
+        mqtt.publish(&topics.config(&s), "", true).await?;
         mqtt.publish(&topics.state(&s.key), "", true).await?;
     }
     mqtt.publish(&topics.availability(), "", true).await?;
@@ -77,15 +89,15 @@ impl Shutdown {
 }
 
 /// Sleep until the next poll, answering the broker meanwhile: republish after a reconnect or
-/// HA's birth message. `false` on Ctrl-C / SIGTERM.
+/// HA's birth message, start the job a button asks for, publish a finished job's outcome.
+/// `false` on Ctrl-C / SIGTERM.
 pub(super) async fn wait(
     mqtt: &mut Mqtt,
     stop: &mut Shutdown,
     interval: Duration,
-    topics: &Topics,
-    device: &Device,
-    ha: &HaLink,
+    d: &Discovery<'_>,
     live: &Live,
+    mut jobs: Option<&mut Jobs>,
 ) -> Result<bool> {
     let deadline = tokio::time::Instant::now() + interval;
     loop {
@@ -93,38 +105,74 @@ pub(super) async fn wait(
         if left.is_zero() {
             return Ok(true);
         }
-        tokio::select! {
-            _ = stop.term.recv() => return Ok(false),
-            _ = stop.int.recv() => return Ok(false),
-            ev = mqtt.next(left) => match ev {
-                Some(Incoming::Connected) => {
-                    mqtt.subscribe(&topics.ha_status()).await?;
-                    republish(mqtt, topics, device, ha, live).await?;
+        let event = {
+            let finished = async {
+                match jobs.as_deref_mut() {
+                    Some(j) => j.finished().await,
+                    None => std::future::pending().await,
                 }
-                Some(Incoming::Message { topic, payload, .. }) if topic == topics.ha_status() && payload == "online" => {
-                    tracing::info!("HA came online: republishing discovery and states");
-                    republish(mqtt, topics, device, ha, live).await?;
-                }
-                _ => {}
+            };
+            tokio::select! {
+                _ = stop.term.recv() => return Ok(false),
+                _ = stop.int.recv() => return Ok(false),
+                outcome = finished => Event::Finished(outcome),
+                ev = mqtt.next(left) => Event::Broker(ev),
             }
+        };
+        match event {
+            Event::Finished(outcome) => {
+                if let Some(j) = jobs.as_deref() {
+                    j.publish(&outcome, mqtt, d.topics).await?;
+                }
+            }
+            Event::Broker(Some(Incoming::Connected)) => {
+                subscribe(mqtt, d).await?;
+                republish(mqtt, d, live).await?;
+            }
+            Event::Broker(Some(Incoming::Message { topic, payload, .. })) => {
+                if topic == d.topics.ha_status() && payload == "online" {
+                    tracing::info!("HA came online: republishing discovery and states");
+                    republish(mqtt, d, live).await?;
+                } else if topic == d.topics.command() {
+                    match (Job::from_command(&payload), jobs.as_deref_mut()) {
+                        (Some(job), Some(j)) => {
+                            j.request(job, Trigger::Button, &live.marks, mqtt, d.topics)
+                                .await?
+                        }
+                        _ => tracing::warn!(
+                            "ignored command {payload:?} on {topic}: not a job this serve runs"
+                        ),
+                    }
+                }
+            }
+            Event::Broker(None) => {}
         }
     }
 }
 
-async fn republish(
-    mqtt: &Mqtt,
-    topics: &Topics,
-    device: &Device,
-    ha: &HaLink,
-    live: &Live,
-) -> Result<()> {
-    publish_configs(mqtt, topics, device, ha.version.as_deref()).await?;
+enum Event {
+    Finished(super::jobs::Outcome),
+    Broker(Option<Incoming>),
+}
+
+/// HA's birth topic, and the buttons' command topic when serve runs jobs.
+pub(super) async fn subscribe(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<()> {
+    mqtt.subscribe(&d.topics.ha_status()).await?;
+    if d.controls {
+        mqtt.subscribe(&d.topics.command()).await?;
+    }
+    Ok(())
+}
+
+async fn republish(mqtt: &Mqtt, d: &Discovery<'_>, live: &Live) -> Result<()> {
+    publish_configs(mqtt, d).await?;
     for (key, value) in &live.last_states {
-        mqtt.publish(&topics.state(key), value.clone(), true)
+        mqtt.publish(&d.topics.state(key), value.clone(), true)
             .await?;
     }
     if !live.last_states.is_empty() {
-        mqtt.publish(&topics.availability(), "online", true).await?;
+        mqtt.publish(&d.topics.availability(), "online", true)
+            .await?;
     }
     Ok(())
 }

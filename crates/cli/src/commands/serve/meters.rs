@@ -30,7 +30,7 @@ pub(super) struct Live {
     pub(super) today: BTreeMap<Field, Period>,
     pub(super) month: BTreeMap<Field, Period>,
     /// The meter at recent hour boundaries, for the seam guard.
-    pub(super) marks: BTreeMap<Field, BTreeMap<i64, f64>>,
+    pub(super) marks: super::seam_guard::Marks,
     /// The last values published, republished on HA's birth message.
     pub(super) last_states: BTreeMap<String, String>,
 }

@@ -9,20 +9,24 @@
 //! One concept per file: `meters` (the lifetime meters and period totals serve keeps between
 //! polls), `poll` (one poll: read, compute, publish), `broker` (retained read-back, discovery
 //! configs, waiting between polls, republishing), `ha` (HA's websocket link and the hourly
-//! heal), `seam_guard` (keeping HA's live 5-minute chain on the hourly history).
+//! heal), `seam_guard` (keeping HA's live 5-minute chain on the hourly history), `jobs` (the
+//! check, repair and backfill HA's buttons and the daily check start, one at a time).
 
 mod broker;
 mod ha;
+mod jobs;
 mod meters;
 mod poll;
 mod seam_guard;
 
 use crate::config::Config;
 use anyhow::Result;
-use broker::{publish_configs, read_retained, uninstall, wait, Shutdown};
+use broker::{publish_configs, read_retained, subscribe, uninstall, wait, Discovery, Shutdown};
 use ha::{next_heal_time, HaLink};
+use jobs::{Job, Jobs, Trigger};
 use meters::Live;
 use poll::poll;
+use pwsync_energy::local::next_local_time;
 use pwsync_mqtt::discovery::{self, Device, Topics};
 use pwsync_mqtt::{Mqtt, MqttSettings};
 use std::process::ExitCode;
@@ -74,8 +78,25 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
         expire_after_secs: Some(expire_after(interval)),
     };
     let retained = read_retained(&mut mqtt, &topics).await?;
-    mqtt.subscribe(&topics.ha_status()).await?;
-    publish_configs(&mqtt, &topics, &device, ha.version.as_deref()).await?;
+    // Jobs go through HA's websocket, and need a daemon to run in.
+    let controls = ha.configured && !args.once;
+    let disc = Discovery {
+        topics: &topics,
+        device: &device,
+        ha: &ha,
+        controls,
+    };
+    subscribe(&mqtt, &disc).await?;
+    publish_configs(&mqtt, &disc).await?;
+    let mut jobs = controls.then(|| Jobs::new(cfg, ha.tz));
+    let daily = match controls {
+        true => cfg.serve.daily_check()?,
+        false => None,
+    };
+    if controls {
+        jobs::publish_idle(&mqtt, &topics).await?;
+    }
+    let mut next_daily = daily.map(|at| next_local_time(now(), at, ha.tz));
     let mut state = Live::new(retained, ha.tz, source.gap_limit);
     let mut next_heal = next_heal_time(now());
     let mut last_guard = 0;
@@ -105,17 +126,25 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
             }
             Ok(()) => {}
         }
-        if now() >= next_heal {
+        let busy = jobs.as_ref().is_some_and(Jobs::busy);
+        // The hourly heal and the daily check wait for a running job, then go.
+        if now() >= next_heal && !busy {
             ha.heal(cfg, &source).await;
             next_heal = next_heal_time(now());
         }
-        if !wait(
-            &mut mqtt, &mut stop, interval, &topics, &device, &ha, &state,
-        )
-        .await?
-        {
+        if let (Some(at), Some(t), Some(j)) = (daily, next_daily, jobs.as_mut()) {
+            if now() >= t && !j.busy() {
+                j.request(Job::Check, Trigger::Daily, &state.marks, &mqtt, &topics)
+                    .await?;
+                next_daily = Some(next_local_time(now(), at, ha.tz));
+            }
+        }
+        if !wait(&mut mqtt, &mut stop, interval, &disc, &state, jobs.as_mut()).await? {
             break;
         }
+    }
+    if let Some(j) = jobs.as_mut() {
+        j.finish(&mqtt, &topics).await?;
     }
     let _ = mqtt.publish(&topics.availability(), "offline", true).await;
     mqtt.disconnect().await;

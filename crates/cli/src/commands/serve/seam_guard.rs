@@ -17,61 +17,68 @@ use std::collections::BTreeMap;
 /// minute after the backfill).
 const SEAM_SCALE_TOLERANCE: f64 = 0.01;
 
+/// The meters' readings at hour boundaries, per field (see [`Live::marks`]).
+pub(super) type Marks = BTreeMap<Field, BTreeMap<i64, f64>>;
+
 impl HaLink {
-    /// Keep HA's live 5-minute chain continuous with the hourly rows before it (see
-    /// [`seam`]): after a backfill through the websocket HA starts a new meter's sum at 0.
     pub(super) async fn guard_seam(&self, cfg: &Config, live: &Live) {
-        if !self.configured {
-            return;
+        if self.configured {
+            guard_seam(cfg, &live.marks).await;
         }
-        let Ok(client) = ha_client(cfg) else { return };
-        let store = WsStore::new(client);
-        for f in Field::ALL {
-            let id = cfg.meter_entity(f);
-            let (from, found) = match seam_plan(&store, &id, live.marks.get(&f)).await {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::debug!(statistic = %id, "seam check skipped: {e}");
-                    continue;
-                }
-            };
-            let delta = match found {
-                Seam::Continuous => continue,
-                Seam::Incomplete => {
-                    tracing::debug!(statistic = %id, "seam: a row without state or sum, nothing to continue");
-                    continue;
-                }
-                Seam::Foreign => {
-                    tracing::debug!(statistic = %id, "seam: the last hourly state is not pwsync's meter (migrated or foreign rows); `pwsync check` reports the seam");
-                    continue;
-                }
-                Seam::Below { below_by } => {
-                    tracing::debug!(statistic = %id, below_by_kwh = below_by, "seam: the live meter reads below the last hourly state; the chain continues with no growth there");
-                    continue;
-                }
-                Seam::Shift { delta, below_by } => {
-                    if below_by > 0.0 {
-                        tracing::warn!(statistic = %id, below_by_kwh = below_by, "seam: the live meter reads below the last hourly state; the chain continues with no growth there");
-                    }
-                    delta
-                }
-            };
-            let shift = Shift { from, delta };
-            let plan = WritePlan {
-                writes: vec![StatWrite {
-                    meta: StatMeta::energy_kwh(&id, f.display_name()),
-                    shifts: vec![shift],
-                    hourly: vec![],
-                    short_term: vec![],
-                }],
-            };
-            match store.apply(&plan).await {
-                Ok(()) => {
-                    tracing::warn!(statistic = %id, from, delta_kwh = delta, "moved HA's live 5-minute chain onto the hourly history (seam)")
-                }
-                Err(e) => tracing::warn!(statistic = %id, "seam shift failed: {e}"),
+    }
+}
+
+/// Keep HA's live 5-minute chain continuous with the hourly rows before it (see [`seam`]):
+/// after a backfill through the websocket HA starts a new meter's sum at 0. Run every few
+/// polls, and by every job right before the check that ends it.
+pub(super) async fn guard_seam(cfg: &Config, marks: &Marks) {
+    let Ok(client) = ha_client(cfg) else { return };
+    let store = WsStore::new(client);
+    for f in Field::ALL {
+        let id = cfg.meter_entity(f);
+        let (from, found) = match seam_plan(&store, &id, marks.get(&f)).await {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(statistic = %id, "seam check skipped: {e}");
+                continue;
             }
+        };
+        let delta = match found {
+            Seam::Continuous => continue,
+            Seam::Incomplete => {
+                tracing::debug!(statistic = %id, "seam: a row without state or sum, nothing to continue");
+                continue;
+            }
+            Seam::Foreign => {
+                tracing::debug!(statistic = %id, "seam: the last hourly state is not pwsync's meter (migrated or foreign rows); `pwsync check` reports the seam");
+                continue;
+            }
+            Seam::Below { below_by } => {
+                tracing::debug!(statistic = %id, below_by_kwh = below_by, "seam: the live meter reads below the last hourly state; the chain continues with no growth there");
+                continue;
+            }
+            Seam::Shift { delta, below_by } => {
+                if below_by > 0.0 {
+                    tracing::warn!(statistic = %id, below_by_kwh = below_by, "seam: the live meter reads below the last hourly state; the chain continues with no growth there");
+                }
+                delta
+            }
+        };
+        let shift = Shift { from, delta };
+        let plan = WritePlan {
+            writes: vec![StatWrite {
+                meta: StatMeta::energy_kwh(&id, f.display_name()),
+                shifts: vec![shift],
+                hourly: vec![],
+                short_term: vec![],
+            }],
+        };
+        match store.apply(&plan).await {
+            Ok(()) => {
+                tracing::warn!(statistic = %id, from, delta_kwh = delta, "moved HA's live 5-minute chain onto the hourly history (seam)")
+            }
+            Err(e) => tracing::warn!(statistic = %id, "seam shift failed: {e}"),
         }
     }
 }

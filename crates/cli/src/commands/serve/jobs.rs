@@ -1,0 +1,383 @@
+//! Jobs `serve` runs for HA: its buttons (a command on MQTT) and the daily check. One job at a
+//! time, each on a thread of its own with its own runtime, so polls go on while it runs; its
+//! outcome comes back to the loop, which publishes it on the result entities.
+//!
+//! A job is the CLI's code path with the CLI's defaults: `check` and `repair` over all of
+//! InfluxDB's history, `backfill --all` without `--overwrite`, all through HA's websocket. Every
+//! job ends with a `check`, so the result entities show the history as it is after the job.
+
+use super::now;
+use super::seam_guard::{guard_seam, Marks};
+use crate::commands::check::{self as check_cmd, Scope};
+use crate::config::Config;
+use crate::target::{Opened, Target, TargetArgs};
+use anyhow::Result;
+use chrono_tz::Tz;
+use pwsync_energy::Field;
+use pwsync_jobs::check::CheckReport;
+use pwsync_jobs::BackfillOptions;
+use pwsync_mqtt::discovery::Topics;
+use pwsync_mqtt::Mqtt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// How many problems `history_problems` lists in its attributes (HA keeps attributes small).
+const PROBLEMS_LISTED: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Job {
+    Check,
+    Repair,
+    Backfill,
+}
+
+impl Job {
+    /// The job a button's payload asks for.
+    pub(super) fn from_command(payload: &str) -> Option<Job> {
+        match payload.trim() {
+            "check" => Some(Job::Check),
+            "repair" => Some(Job::Repair),
+            "backfill" => Some(Job::Backfill),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Job::Check => "check",
+            Job::Repair => "repair",
+            Job::Backfill => "backfill",
+        }
+    }
+}
+
+/// Why a job ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trigger {
+    Button,
+    Daily,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Trigger::Button => "button",
+            Trigger::Daily => "daily",
+        }
+    }
+}
+
+pub(super) struct Outcome {
+    job: Job,
+    trigger: Trigger,
+    started: i64,
+    finished: i64,
+    result: std::result::Result<Done, String>,
+}
+
+struct Done {
+    /// Rows the job wrote (hourly and 5-minute).
+    rows: usize,
+    /// The check that ended the job.
+    check: CheckReport,
+}
+
+/// The job runner: at most one job, and where its outcome arrives.
+pub(super) struct Jobs {
+    cfg: Config,
+    tz: Tz,
+    running: Option<(Job, Trigger, i64)>,
+    tx: mpsc::UnboundedSender<Outcome>,
+    rx: mpsc::UnboundedReceiver<Outcome>,
+}
+
+impl Jobs {
+    pub(super) fn new(cfg: &Config, tz: Tz) -> Jobs {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Jobs {
+            cfg: cfg.clone(),
+            tz,
+            running: None,
+            tx,
+            rx,
+        }
+    }
+
+    pub(super) fn busy(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Start `job` and show it running, or, while another job runs, refuse it with a logged
+    /// reason (a second press is not queued: the first job's result answers it).
+    pub(super) async fn request(
+        &mut self,
+        job: Job,
+        trigger: Trigger,
+        marks: &Marks,
+        mqtt: &Mqtt,
+        topics: &Topics,
+    ) -> Result<()> {
+        if let Some((running, _, since)) = self.running {
+            tracing::warn!(
+                "{} refused: {} has been running for {} s; press again when it has finished",
+                job.name(),
+                running.name(),
+                now() - since
+            );
+            return Ok(());
+        }
+        let started = now();
+        tracing::info!("{} started ({})", job.name(), trigger.name());
+        self.running = Some((job, trigger, started));
+        let (cfg, tx, marks) = (self.cfg.clone(), self.tx.clone(), marks.clone());
+        std::thread::Builder::new()
+            .name(format!("job-{}", job.name()))
+            .spawn(move || {
+                let result = run_blocking(job, &cfg, &marks);
+                let _ = tx.send(Outcome {
+                    job,
+                    trigger,
+                    started,
+                    finished: now(),
+                    result,
+                });
+            })?;
+        let attrs = json!({
+            "job": job.name(),
+            "trigger": trigger.name(),
+            "started": iso(started, self.tz),
+        });
+        publish_state(mqtt, topics, "last_job", "running", Some(attrs)).await
+    }
+
+    /// The running job's outcome, once it has finished; pending while none runs.
+    pub(super) async fn finished(&mut self) -> Outcome {
+        let o = self.rx.recv().await.expect("the runner holds a sender");
+        self.running = None;
+        o
+    }
+
+    /// `last_job` and, when the job got that far, the check's result entities.
+    pub(super) async fn publish(&self, o: &Outcome, mqtt: &Mqtt, topics: &Topics) -> Result<()> {
+        let mut attrs = json!({
+            "job": o.job.name(),
+            "trigger": o.trigger.name(),
+            "started": iso(o.started, self.tz),
+            "finished": iso(o.finished, self.tz),
+        });
+        let state = match &o.result {
+            Ok(done) => {
+                tracing::info!(
+                    rows = done.rows,
+                    problems = done.check.problems,
+                    "{} succeeded",
+                    o.job.name()
+                );
+                attrs["rows_written"] = json!(done.rows);
+                self.publish_check(&done.check, o.finished, mqtt, topics)
+                    .await?;
+                "succeeded"
+            }
+            Err(e) => {
+                tracing::warn!("{} failed: {e}", o.job.name());
+                attrs["error"] = json!(e);
+                "failed"
+            }
+        };
+        publish_state(mqtt, topics, "last_job", state, Some(attrs)).await
+    }
+
+    async fn publish_check(
+        &self,
+        r: &CheckReport,
+        at: i64,
+        mqtt: &Mqtt,
+        topics: &Topics,
+    ) -> Result<()> {
+        let attrs = problems_attributes(r, self.tz);
+        publish_state(
+            mqtt,
+            topics,
+            "history_problems",
+            &r.problems.to_string(),
+            Some(attrs),
+        )
+        .await?;
+        let ok = if r.is_clean() { "OFF" } else { "ON" };
+        publish_state(mqtt, topics, "history_ok", ok, None).await?;
+        publish_state(mqtt, topics, "last_check", &iso(at, self.tz), None).await
+    }
+
+    /// At shutdown: let a running job finish (an interrupted write would leave half a plan
+    /// applied) and publish how it ended.
+    pub(super) async fn finish(&mut self, mqtt: &Mqtt, topics: &Topics) -> Result<()> {
+        if let Some((job, _, _)) = self.running {
+            tracing::info!("stopping once {} has finished", job.name());
+            let o = self.finished().await;
+            self.publish(&o, mqtt, topics).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `history_problems`' attributes: the checked range and the first problems.
+fn problems_attributes(r: &CheckReport, tz: Tz) -> Value {
+    let problems: Vec<Value> = r
+        .statistics
+        .iter()
+        .flat_map(|s| {
+            s.findings.iter().map(|f| {
+                json!({
+                    "hour": iso(f.hour, tz),
+                    "statistic": s.statistic_id,
+                    "kind": f.kind.label(),
+                })
+            })
+        })
+        .take(PROBLEMS_LISTED)
+        .collect();
+    json!({
+        "checked_from": iso(r.start, tz),
+        "checked_to": iso(r.end, tz),
+        "problems": problems,
+    })
+}
+
+/// Publish the retained state of a control; one with attributes gets them in the same message
+/// (see [`pwsync_mqtt::discovery::Sensor::attributes`]).
+async fn publish_state(
+    mqtt: &Mqtt,
+    topics: &Topics,
+    key: &str,
+    state: &str,
+    attributes: Option<Value>,
+) -> Result<()> {
+    let payload = match attributes {
+        Some(a) => json!({"state": state, "attributes": a}).to_string(),
+        None => state.to_string(),
+    };
+    mqtt.publish(&topics.state(key), payload, true).await?;
+    Ok(())
+}
+
+/// At start nothing runs (a job cut short by a crash or a kill shows as over).
+pub(super) async fn publish_idle(mqtt: &Mqtt, topics: &Topics) -> Result<()> {
+    publish_state(mqtt, topics, "last_job", "idle", Some(json!({}))).await
+}
+
+fn iso(t: i64, tz: Tz) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .to_rfc3339()
+}
+
+/// The job on this thread, on a runtime of its own; a panic is a failed job, not a runner that
+/// waits forever.
+fn run_blocking(job: Job, cfg: &Config, marks: &Marks) -> std::result::Result<Done, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the job's runtime: {e}"))?;
+    let run = std::panic::AssertUnwindSafe(|| rt.block_on(run(job, cfg, marks)));
+    match std::panic::catch_unwind(run) {
+        Ok(r) => r.map_err(|e| crate::exit::one_line(&e)),
+        Err(_) => Err(format!("{} panicked; see the log", job.name())),
+    }
+}
+
+async fn run(job: Job, cfg: &Config, marks: &Marks) -> Result<Done> {
+    let source = crate::source::from_config(cfg)?;
+    let args = ws();
+    let target = Opened::open(&args, cfg, false).await?;
+    let done = run_on(job, cfg, &source, &target, args).await;
+    let done = match done {
+        // HA's live 5-minute chain onto the hourly rows now, not at the next seam check (up to
+        // 20 s away): after the job's writes, or after HA's 5-minute compile started a new sum,
+        // the check that ends the job must not report a seam the guard is about to move.
+        Ok(rows) => {
+            guard_seam(cfg, marks).await;
+            final_check(cfg, &source, &target, rows).await
+        }
+        Err(e) => Err(e),
+    };
+    target.close().await;
+    done
+}
+
+async fn run_on(
+    job: Job,
+    cfg: &Config,
+    source: &crate::source::Source,
+    target: &Opened,
+    args: TargetArgs,
+) -> Result<usize> {
+    let scope = whole_history(args);
+    let rows = match job {
+        Job::Check => 0,
+        Job::Repair => {
+            let opts = check_cmd::options(&scope, cfg, target).await?;
+            pwsync_jobs::repair(source, target.store(), &opts, false)
+                .await?
+                .0
+                .rows
+        }
+        Job::Backfill => {
+            source.client.check_source(&source.map, &Field::ALL).await?;
+            let opts = BackfillOptions::all_missing(&cfg.site, target.tz, now());
+            pwsync_jobs::backfill(source, target.store(), &opts, &mut |_| {})
+                .await?
+                .0
+                .rows
+        }
+    };
+    Ok(rows)
+}
+
+/// The history as it is now, after the job's writes.
+async fn final_check(
+    cfg: &Config,
+    source: &crate::source::Source,
+    target: &Opened,
+    rows: usize,
+) -> Result<Done> {
+    let opts = check_cmd::options(&whole_history(ws()), cfg, target).await?;
+    let check = pwsync_jobs::check(source, target.store(), &opts).await?;
+    Ok(Done { rows, check })
+}
+
+/// `check`'s scope with no flags: every statistic of pwsync's meters since InfluxDB's first
+/// point, the configured tolerances.
+fn whole_history(target: TargetArgs) -> Scope {
+    Scope {
+        since: None,
+        entities: Vec::new(),
+        tolerance_wh: None,
+        tolerance_pct: None,
+        target,
+    }
+}
+
+fn ws() -> TargetArgs {
+    TargetArgs {
+        target: Target::Ws,
+        db: None,
+        allow_unclean_shutdown: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_three_button_payloads_are_jobs() {
+        for (key, _, payload) in pwsync_mqtt::discovery::BUTTONS {
+            let job = Job::from_command(payload).unwrap_or_else(|| panic!("{key}"));
+            assert_eq!(job.name(), *payload);
+        }
+        for other in ["", "Check", "rm -rf", "check;repair"] {
+            assert_eq!(Job::from_command(other), None, "{other}");
+        }
+    }
+}
