@@ -500,8 +500,21 @@ impl Fixture {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} sessions still use {DATABASE} after {PATIENCE:?}: {who:?}",
-                who.len()
+                "{} sessions still use {DATABASE} after {PATIENCE:?}: {who:?}; sockets: {}",
+                who.len(),
+                String::from_utf8_lossy(
+                    &std::process::Command::new("ss")
+                        .args(["-tnpa"])
+                        .output()
+                        .map(|o| o.stdout)
+                        .unwrap_or_default()
+                )
+                .lines()
+                .filter(|l| who
+                    .iter()
+                    .any(|w| w.split(' ').nth(2).is_some_and(|h| l.contains(h))))
+                .collect::<Vec<_>>()
+                .join(" | ")
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
