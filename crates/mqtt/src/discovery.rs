@@ -51,6 +51,8 @@ pub struct Sensor {
     /// Its state payload is JSON `{"state": …, "attributes": {…}}`: state and attributes in one
     /// retained message, so HA never shows one job's state with another's details.
     pub attributes: bool,
+    /// HA's `entity_category` (`config`, `diagnostic`); `None` for a primary entity.
+    pub category: Option<&'static str>,
 }
 
 pub const BATTERY_STATES: &[&str] = &["charging", "discharging", "idle"];
@@ -64,6 +66,14 @@ fn sensor(key: impl Into<String>, name: impl Into<String>, kind: Kind) -> Sensor
         kind,
         expires: false,
         attributes: false,
+        category: None,
+    }
+}
+
+fn in_category(category: &'static str, s: Sensor) -> Sensor {
+    Sensor {
+        category: Some(category),
+        ..s
     }
 }
 
@@ -149,20 +159,23 @@ pub const BUTTONS: &[(&str, &str, &str)] = &[
 pub fn controls() -> Vec<Sensor> {
     let mut out: Vec<Sensor> = BUTTONS
         .iter()
-        .map(|(key, name, payload)| sensor(*key, *name, Kind::Button(payload)))
+        .map(|(key, name, payload)| {
+            in_category("config", sensor(*key, *name, Kind::Button(payload)))
+        })
         .collect();
-    out.push(with_attributes(sensor(
-        "history_problems",
-        "History problems",
-        Kind::Count,
-    )));
+    out.push(in_category(
+        "diagnostic",
+        with_attributes(sensor("history_problems", "History problems", Kind::Count)),
+    ));
     out.push(sensor("history_ok", "History", Kind::Problem));
-    out.push(sensor("last_check", "Last check", Kind::Timestamp));
-    out.push(with_attributes(sensor(
-        "last_job",
-        "Last job",
-        Kind::Enum(JOB_STATES),
-    )));
+    out.push(in_category(
+        "diagnostic",
+        sensor("last_check", "Last check", Kind::Timestamp),
+    ));
+    out.push(in_category(
+        "diagnostic",
+        with_attributes(sensor("last_job", "Last job", Kind::Enum(JOB_STATES))),
+    ));
     out
 }
 
@@ -302,12 +315,9 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
             c["device_class"] = json!("enum");
             c["options"] = json!(options);
         }
-        Kind::Count => {
-            c["entity_category"] = json!("diagnostic");
-        }
+        Kind::Count => {}
         Kind::Timestamp => {
             c["device_class"] = json!("timestamp");
-            c["entity_category"] = json!("diagnostic");
         }
         Kind::Problem => {
             c["device_class"] = json!("problem");
@@ -316,11 +326,10 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
         }
         Kind::Button(payload) => {
             c["payload_press"] = json!(payload);
-            c["entity_category"] = json!("config");
         }
     }
-    if s.key == "last_job" {
-        c["entity_category"] = json!("diagnostic");
+    if let Some(category) = s.category {
+        c["entity_category"] = json!(category);
     }
     c
 }
@@ -428,6 +437,9 @@ mod tests {
         assert_eq!(c["options"], json!(JOB_STATES));
         let c = config(&by_key("last_check"), &t, &d, None);
         assert_eq!(c["device_class"], "timestamp");
+        assert_eq!(c["entity_category"], "diagnostic");
+        assert_eq!(config(&check, &t, &d, None)["entity_category"], "config");
+        assert!(config(&ok, &t, &d, None).get("entity_category").is_none());
         // No control shares a key with a sensor: their states share one topic space.
         let sensors: Vec<String> = catalogue().into_iter().map(|s| s.key).collect();
         assert!(all.iter().all(|s| !sensors.contains(&s.key)));

@@ -288,35 +288,36 @@ fn run_blocking(job: Job, cfg: &Config, marks: &Marks) -> std::result::Result<Do
 
 async fn run(job: Job, cfg: &Config, marks: &Marks) -> Result<Done> {
     let source = crate::source::from_config(cfg)?;
-    let args = ws();
-    let target = Opened::open(&args, cfg, false).await?;
-    let done = run_on(job, cfg, &source, &target, args).await;
-    let done = match done {
+    let scope = whole_history();
+    let target = Opened::open(&scope.target, cfg, false).await?;
+    let done = async {
+        let rows = work(job, cfg, &source, &target, &scope).await?;
         // HA's live 5-minute chain onto the hourly rows now, not at the next seam check (up to
         // 20 s away): after the job's writes, or after HA's 5-minute compile started a new sum,
         // the check that ends the job must not report a seam the guard is about to move.
-        Ok(rows) => {
-            guard_seam(cfg, marks).await;
-            final_check(cfg, &source, &target, rows).await
-        }
-        Err(e) => Err(e),
-    };
+        guard_seam(cfg, marks).await;
+        // The history as it is now, after the job's writes.
+        let opts = check_cmd::options(&scope, cfg, &target).await?;
+        let check = pwsync_jobs::check(&source, target.store(), &opts).await?;
+        Ok(Done { rows, check })
+    }
+    .await;
     target.close().await;
     done
 }
 
-async fn run_on(
+/// The job's own work; the rows it wrote.
+async fn work(
     job: Job,
     cfg: &Config,
     source: &crate::source::Source,
     target: &Opened,
-    args: TargetArgs,
+    scope: &Scope,
 ) -> Result<usize> {
-    let scope = whole_history(args);
-    let rows = match job {
+    Ok(match job {
         Job::Check => 0,
         Job::Repair => {
-            let opts = check_cmd::options(&scope, cfg, target).await?;
+            let opts = check_cmd::options(scope, cfg, target).await?;
             pwsync_jobs::repair(source, target.store(), &opts, false)
                 .await?
                 .0
@@ -330,39 +331,22 @@ async fn run_on(
                 .0
                 .rows
         }
-    };
-    Ok(rows)
-}
-
-/// The history as it is now, after the job's writes.
-async fn final_check(
-    cfg: &Config,
-    source: &crate::source::Source,
-    target: &Opened,
-    rows: usize,
-) -> Result<Done> {
-    let opts = check_cmd::options(&whole_history(ws()), cfg, target).await?;
-    let check = pwsync_jobs::check(source, target.store(), &opts).await?;
-    Ok(Done { rows, check })
+    })
 }
 
 /// `check`'s scope with no flags: every statistic of pwsync's meters since InfluxDB's first
-/// point, the configured tolerances.
-fn whole_history(target: TargetArgs) -> Scope {
+/// point, the configured tolerances, through HA's websocket.
+fn whole_history() -> Scope {
     Scope {
         since: None,
         entities: Vec::new(),
         tolerance_wh: None,
         tolerance_pct: None,
-        target,
-    }
-}
-
-fn ws() -> TargetArgs {
-    TargetArgs {
-        target: Target::Ws,
-        db: None,
-        allow_unclean_shutdown: false,
+        target: TargetArgs {
+            target: Target::Ws,
+            db: None,
+            allow_unclean_shutdown: false,
+        },
     }
 }
 

@@ -133,7 +133,7 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
             next_heal = next_heal_time(now());
         }
         if let (Some(at), Some(t), Some(j)) = (daily, next_daily, jobs.as_mut()) {
-            if now() >= t && !j.busy() {
+            if now() >= t && !busy {
                 j.request(Job::Check, Trigger::Daily, &state.marks, &mqtt, &topics)
                     .await?;
                 next_daily = Some(next_local_time(now(), at, ha.tz));
