@@ -161,10 +161,11 @@ fn influx_and_broker() -> (InfluxServer, Mosquitto) {
 }
 
 fn ha_with(broker: &Mosquitto) -> HaInstance {
-    HaInstance::start(HaOptions {
-        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
-        ..HaOptions::default().with_time_zone(ZONE)
-    })
+    HaInstance::start(
+        HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port()),
+    )
     .unwrap()
 }
 

@@ -118,14 +118,19 @@ fn availability(seen: &[(String, String)]) -> Vec<&str> {
 }
 
 fn spawn_serve(env: &[(&str, String)]) -> Child {
+    spawn_serve_with(env, "1", "debug", Stdio::null())
+}
+
+/// `serve --interval SECS` with the log at `level` into `stderr`.
+fn spawn_serve_with(env: &[(&str, String)], secs: &str, level: &str, stderr: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_pwsync"))
-        .args(["serve", "--interval", "1"])
+        .args(["serve", "--interval", secs])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PWSYNC_LOG", "debug")
+        .env("PWSYNC_LOG", level)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -152,10 +157,11 @@ async fn discovery_creates_every_entity_with_its_classes() {
     let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
-    let ha = HaInstance::start(HaOptions {
-        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
-        ..HaOptions::default().with_time_zone(ZONE)
-    })
+    let ha = HaInstance::start(
+        HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port()),
+    )
     .unwrap();
     let mut e = env(&influx, &broker);
     e.push(("PWSYNC_TIME_ZONE", "UTC".into()));
@@ -463,9 +469,10 @@ async fn the_first_compiled_hour_after_a_backfill_equals_influxdb() {
     // 5-minute compile at H1 − 5 min (about 30 s here; slow machines get the rest as margin).
     let offset = (h1 - 420) - chrono::Utc::now().timestamp();
     let ha = HaInstance::start(HaOptions {
-        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
         clock_offset_secs: Some(offset),
-        ..HaOptions::default().with_time_zone(ZONE)
+        ..HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port())
     })
     .unwrap();
     let mut e = env(&influx, &broker);
@@ -724,9 +731,10 @@ async fn the_seam_holds_for_still_and_moving_meters_through_ha_compile_check_and
     }
 
     let mut ha = HaInstance::start(HaOptions {
-        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
         clock_offset_secs: Some(clock_offset_to(h1 - 420)),
-        ..HaOptions::default().with_time_zone(ZONE)
+        ..HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port())
     })
     .unwrap();
     let mut base = env(&influx, &broker);
@@ -963,20 +971,6 @@ async fn wait_states(hc: &HaClient, want: &BTreeMap<String, f64>) {
     }
 }
 
-/// `serve` spawned with its log (info) in `log`, for the lines a test looks for.
-fn spawn_serve_logged(env: &[(&str, String)], log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pwsync"))
-        .args(["serve", "--interval", "2"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PWSYNC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
 /// An entity's state once `ready` holds for it.
 async fn wait_entity(
     c: &HaClient,
@@ -1049,10 +1043,11 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
     let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
-    let ha = HaInstance::start(HaOptions {
-        mqtt_broker: Some(("127.0.0.1".into(), broker.port())),
-        ..HaOptions::default().with_time_zone(ZONE)
-    })
+    let ha = HaInstance::start(
+        HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port()),
+    )
     .unwrap();
     let c = ha_client(&ha);
     // The daily check at the next whole minute at least 45 s away, in HA's zone.
@@ -1069,25 +1064,8 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
     e.push(("PWSYNC_SERVE__CHECK_DAILY_AT", daily_local.clone()));
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
-    let mut serve = spawn_serve_logged(&e, &log);
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    {
-        let mut m = listener(&broker).await;
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Some(Incoming::Message { topic, payload, .. }) =
-                    m.next(Duration::from_secs(1)).await
-                {
-                    if topic.contains("last_job") || topic.contains("command") {
-                        seen.lock()
-                            .unwrap()
-                            .push(format!("{} {topic} {payload}", chrono::Utc::now()));
-                    }
-                }
-            }
-        });
-    }
+    // Its log (info) into a file, for the lines the test looks for.
+    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
 
     // The controls appear, nothing has run yet.
     let idle = wait_entity(
@@ -1151,7 +1129,7 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
     assert_eq!(done.attributes["trigger"], "button");
     let rows = done.attributes["rows_written"]
         .as_u64()
-        .unwrap_or_else(|| panic!("{done:?} {:#?}", seen.lock().unwrap()));
+        .unwrap_or_else(|| panic!("{done:?}"));
     let now = chrono::Utc::now().timestamp();
     let hours = ha_rows(&c, HOME, now - 3 * 86_400, now).await.len();
     assert!(

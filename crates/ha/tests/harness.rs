@@ -106,9 +106,8 @@ async fn mqtt_broker_and_storage_files_are_set_up_before_start() {
         }]}
     });
     let mut ha = HaInstance::start(HaOptions {
-        mqtt_broker: Some(("127.0.0.1".into(), port)),
         storage_files: vec![("core.entity_registry".into(), registry.to_string())],
-        ..HaOptions::default()
+        ..HaOptions::default().with_broker(port)
     })
     .unwrap();
     let client = HaClient::new(ClientOptions::new(&ha.url(), ha.token()));

@@ -46,6 +46,11 @@ impl HaOptions {
         self.time_zone = tz.to_string();
         self
     }
+    /// HA's MQTT integration on a broker of the test's, on loopback.
+    pub fn with_broker(mut self, port: u16) -> Self {
+        self.mqtt_broker = Some(("127.0.0.1".into(), port));
+        self
+    }
 }
 
 pub(super) fn configuration_yaml(opts: &HaOptions, port: u16) -> String {
