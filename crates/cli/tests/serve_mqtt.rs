@@ -1038,6 +1038,23 @@ fn lines_with(log: &std::path::Path, needle: &str) -> usize {
         .count()
 }
 
+/// Serve's log lines about jobs and the seam, for a failure message.
+fn serve_log(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let keep = [
+        "seam",
+        "started",
+        "succeeded",
+        "failed",
+        "finding",
+        "written",
+    ];
+    text.lines()
+        .filter(|l| keep.iter().any(|k| l.contains(k)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
     let Some((influx, broker)) = servers_with_broker().await else {
@@ -1065,7 +1082,13 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
     // Its log (info) into a file, for the lines the test looks for.
-    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
+    // Debug for pwsync: the seam guard's reasons when it leaves a seam alone.
+    let mut serve = spawn_serve_with(
+        &e,
+        "2",
+        "info,pwsync=debug",
+        std::fs::File::create(&log).unwrap().into(),
+    );
 
     // The controls appear, nothing has run yet.
     let idle = wait_entity(
@@ -1199,10 +1222,8 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
         done.attributes["rows_written"].as_u64().unwrap() > 0,
         "{done:?}"
     );
-    assert_eq!(
-        c_state(&c, "sensor.powerwall_history_problems").await.state,
-        "0"
-    );
+    let after = c_state(&c, "sensor.powerwall_history_problems").await;
+    assert_eq!(after.state, "0", "{after:?}\n{}", serve_log(&log));
     assert_eq!(
         c_state(&c, "binary_sensor.powerwall_history_ok")
             .await
@@ -1217,7 +1238,7 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
         if cli["problems"] == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{cli}");
+        assert!(Instant::now() < deadline, "{cli}\n{}", serve_log(&log));
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 

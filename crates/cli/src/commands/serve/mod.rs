@@ -110,6 +110,7 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
             mqtt.disconnect().await;
             return published.map(|()| ExitCode::SUCCESS);
         }
+        let busy = jobs.as_ref().is_some_and(Jobs::busy);
         match published {
             // A wrong name in the configuration does not heal by waiting: say it and stop.
             Err(e) if is_config_mistake(&e) => {
@@ -120,13 +121,12 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
                 "poll failed, sensors unavailable: {}",
                 crate::exit::one_line(&e)
             ),
-            Ok(()) if now() - last_guard >= GUARD_EVERY => {
+            Ok(()) if guard_due(now(), last_guard, busy) => {
                 ha.guard_seam(cfg, &state).await;
                 last_guard = now();
             }
             Ok(()) => {}
         }
-        let busy = jobs.as_ref().is_some_and(Jobs::busy);
         // The hourly heal and the daily check wait for a running job, then go.
         if now() >= next_heal && !busy {
             ha.heal(cfg, &source).await;
@@ -149,6 +149,13 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     let _ = mqtt.publish(&topics.availability(), "offline", true).await;
     mqtt.disconnect().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the loop guards the seam now: every `GUARD_EVERY` seconds, but never while a job
+/// runs. A job writes, then guards the seam itself; two guards that read the same out-of-step
+/// chain before either moves it would move it twice.
+fn guard_due(now: i64, last_guard: i64, job_busy: bool) -> bool {
+    !job_busy && now - last_guard >= GUARD_EVERY
 }
 
 fn is_config_mistake(e: &anyhow::Error) -> bool {
@@ -175,4 +182,16 @@ fn mqtt_settings(cfg: &Config, topics: &Topics) -> MqttSettings {
         Some((topics.availability(), "offline".into())),
         Duration::from_secs(10),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_guards_the_seam_every_20_s_but_not_while_a_job_runs() {
+        assert!(guard_due(1_000 + GUARD_EVERY, 1_000, false));
+        assert!(!guard_due(1_000 + GUARD_EVERY - 1, 1_000, false));
+        assert!(!guard_due(1_000 + 10 * GUARD_EVERY, 1_000, true));
+    }
 }

@@ -79,10 +79,8 @@ async fn poll_values(source: &Source, live: &mut Live) -> Result<BTreeMap<String
         let samples = window.samples(f);
         let newest = samples.last().map(|x| x.t).unwrap_or(m.anchor());
         let marks = live.marks.entry(f).or_default();
-        let mut t = floor_hour(m.anchor()) + HOUR;
-        while t <= newest {
+        for t in hour_boundaries(m.anchor(), newest) {
             marks.insert(t, m.value_at(samples, t, gap));
-            t += HOUR;
         }
         marks.retain(|t, _| *t >= now - MARKS_KEPT);
         let kwh = m.update(samples, gap, now - SETTLE);
@@ -147,5 +145,32 @@ pub(super) fn instant_states(w: &LiveWindow, now: i64, out: &mut BTreeMap<String
     }
     if let Some(s) = w.grid_status.and_then(island_status) {
         out.insert("island_status".into(), s.to_string());
+    }
+}
+
+/// The hour boundaries in `[anchor, newest]`, where the seam guard needs the meter. The anchor
+/// itself counts: `serve` starting 15 to 30 minutes after an hour anchors its meters on that
+/// hour, and without its mark the guard could not move HA's first 5-minute rows of the hour onto
+/// the hourly history (a new sum at 0, then a hugely negative hour at HA's hourly compile).
+fn hour_boundaries(anchor: i64, newest: i64) -> impl Iterator<Item = i64> {
+    let first = floor_hour(anchor + HOUR - 1);
+    (first..=newest).step_by(HOUR as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_anchor_on_the_hour_has_its_own_mark() {
+        let h = 1_796_223_600;
+        let at = |a, n| hour_boundaries(a, n).collect::<Vec<_>>();
+        assert_eq!(at(h, h + 90), vec![h]);
+        assert_eq!(at(h, h + HOUR), vec![h, h + HOUR]);
+        assert_eq!(at(h + 1, h + HOUR - 1), Vec::<i64>::new());
+        assert_eq!(
+            at(h - 600, h + 2 * HOUR + 5),
+            vec![h, h + HOUR, h + 2 * HOUR]
+        );
     }
 }
