@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const OPTIONS: &str = "/data/options.json";
+/// config.yaml's `ingress_port`, and the Supervisor's ingress proxy (HA's add-on docs).
+const INGRESS_PORT: u16 = 8099;
+const INGRESS_PROXY: &str = "172.30.32.2";
 const SUPERVISOR: &str = "http://supervisor";
 
 /// `/data/options.json`: the keys of `schema` in deploy/ha-addon/pwsync/config.yaml.
@@ -150,6 +153,9 @@ fn apply(
     cfg.homeassistant.url = Some(core_websocket(supervisor)?);
     cfg.homeassistant.token = Secret::new(token);
     cfg.homeassistant.token_file = None;
+    // The panel behind HA's ingress: `ingress_port` of config.yaml, only the proxy admitted.
+    cfg.web.listen = format!("0.0.0.0:{INGRESS_PORT}");
+    cfg.web.ingress_proxy = INGRESS_PROXY.into();
     Ok(())
 }
 
@@ -206,6 +212,9 @@ mod tests {
             Some("ws://supervisor/core/websocket")
         );
         assert_eq!(cfg.homeassistant.token.expose(), "tok");
+        let web = cfg.web.listen().unwrap().unwrap();
+        assert_eq!(web.addr.port(), 8099);
+        assert_eq!(web.ingress_proxy, Some("172.30.32.2".parse().unwrap()));
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub struct Config {
     pub mqtt: MqttSection,
     pub limits: Limits,
     pub serve: ServeSection,
+    pub web: WebSection,
 }
 
 impl Default for Config {
@@ -75,6 +76,7 @@ impl Default for Config {
             mqtt: MqttSection::default(),
             limits: Limits::default(),
             serve: ServeSection::default(),
+            web: WebSection::default(),
         }
     }
 }
@@ -207,6 +209,67 @@ impl ServeSection {
     }
 }
 
+/// The web panel `serve` runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// `address:port` the panel listens on; empty turns it off.
+    pub listen: String,
+    /// Required on every request when set (`Authorization: Bearer`, or `?token=` once). An
+    /// address other than loopback needs one.
+    pub token: Secret,
+    /// Only HA's ingress proxy may connect (the add-on sets it; HA authenticates the person).
+    pub ingress_proxy: String,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            listen: "127.0.0.1:8099".into(),
+            token: Secret::default(),
+            ingress_proxy: String::new(),
+        }
+    }
+}
+
+/// Where and for whom the panel listens, checked.
+#[derive(Debug, Clone)]
+pub struct WebListen {
+    pub addr: std::net::SocketAddr,
+    pub token: Option<String>,
+    pub ingress_proxy: Option<std::net::IpAddr>,
+}
+
+impl WebSection {
+    /// `None` when the panel is off. A panel other machines could reach must be guarded by
+    /// a token or the ingress proxy: anything else is refused here, before `serve` starts.
+    pub fn listen(&self) -> Result<Option<WebListen>> {
+        let s = self.listen.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let Ok(addr) = s.parse::<std::net::SocketAddr>() else {
+            bail!("web.listen = '{s}' is not an address:port: write e.g. \"127.0.0.1:8099\", or \"\" to turn the panel off")
+        };
+        let ingress = self.ingress_proxy.trim();
+        let ingress_proxy = match ingress {
+            "" => None,
+            ip => Some(ip.parse::<std::net::IpAddr>().map_err(|_| {
+                anyhow::anyhow!("web.ingress_proxy = '{ip}' is not an IP address: the Supervisor's ingress proxy is 172.30.32.2")
+            })?),
+        };
+        let token = Some(self.token.expose().to_string()).filter(|t| !t.is_empty());
+        if !addr.ip().is_loopback() && token.is_none() && ingress_proxy.is_none() {
+            bail!("web.listen = '{s}' can be reached from other machines: set web.token, or listen on 127.0.0.1")
+        }
+        Ok(Some(WebListen {
+            addr,
+            token,
+            ingress_proxy,
+        }))
+    }
+}
+
 /// `PWSYNC_<SECTION>__<KEY>` and the top-level keys; other `PWSYNC_*` variables (such as
 /// `PWSYNC_CONFIG` or `PWSYNC_LOG`) belong to the program, not to the file's schema.
 fn config_env() -> Env {
@@ -295,6 +358,7 @@ impl Config {
             );
         }
         self.serve.daily_check()?;
+        self.web.listen()?;
         self.validate_urls()
     }
 
@@ -477,6 +541,34 @@ mod tests {
         }
         c.serve.check_daily_at = "".into();
         assert_eq!(c.serve.daily_check().unwrap(), None);
+        for (listen, token, proxy, needle) in [
+            ("localhost:8099", "", "", "not an address:port"),
+            ("127.0.0.1", "", "", "not an address:port"),
+            ("0.0.0.0:8099", "", "", "set web.token"),
+            ("0.0.0.0:8099", "", "supervisor", "web.ingress_proxy"),
+        ] {
+            c.web = WebSection {
+                listen: listen.into(),
+                token: Secret::new(token),
+                ingress_proxy: proxy.into(),
+            };
+            let e = invalid(&c);
+            assert!(e.contains(needle), "{listen}: {e}");
+        }
+        c.web.ingress_proxy = "172.30.32.2".into();
+        c.validate().unwrap();
+        c.web = WebSection {
+            listen: "0.0.0.0:8099".into(),
+            token: Secret::new("t0ken"),
+            ingress_proxy: String::new(),
+        };
+        assert_eq!(
+            c.web.listen().unwrap().unwrap().token.as_deref(),
+            Some("t0ken")
+        );
+        c.web.listen = String::new();
+        assert!(c.web.listen().unwrap().is_none());
+        c.web = WebSection::default();
         c.serve.check_daily_at = "03:30".into();
         assert_eq!(
             c.serve.daily_check().unwrap(),

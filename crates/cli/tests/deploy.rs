@@ -539,9 +539,14 @@ fn addon_config_follows_the_supervisor_rules() {
         assert!(["provide", "want", "need"].contains(&f), "{s}");
     }
     assert!(services.contains(&"mqtt:need"), "{services:?}");
+    // The panel in HA's sidebar: the port `--addon` gives web.listen (crates/cli/src/addon.rs).
+    assert_eq!(c["ingress"], Yaml::Bool(true), "the panel through ingress");
+    assert_eq!(c["ingress_port"].as_i64(), Some(8099));
     assert!(
-        c.get("ingress").is_none_or(|v| v == &Yaml::Bool(false)),
-        "ingress is on, but pwsync has no web panel yet (DOCS.md says so)"
+        c["panel_icon"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("mdi:")),
+        "panel_icon is an mdi: icon"
     );
 
     let options = c["options"].as_mapping().expect("`options` is a dict");

@@ -61,6 +61,8 @@ fn env(influx: &InfluxServer, broker: &Mosquitto) -> Vec<(&'static str, String)>
         ("PWSYNC_INFLUXDB__TIMEOUT_SECS", "3".into()),
         ("PWSYNC_TIME_ZONE", ZONE.to_string()),
         ("PWSYNC_MQTT__URL", broker.url()),
+        // Many serves at once: none of them takes the panel's default port.
+        ("PWSYNC_WEB__LISTEN", String::new()),
     ]
 }
 

@@ -88,6 +88,26 @@ fn expiring(s: Sensor) -> Sensor {
     Sensor { expires: true, ..s }
 }
 
+impl Kind {
+    /// The unit of its state, as HA shows it.
+    pub fn unit(&self) -> Option<&'static str> {
+        match self {
+            Kind::Meter | Kind::Period => Some("kWh"),
+            Kind::Power => Some("kW"),
+            Kind::Percent(_) => Some("%"),
+            _ => None,
+        }
+    }
+
+    /// A reading of the Powerwall (not a job's result or control).
+    pub fn is_reading(&self) -> bool {
+        matches!(
+            self,
+            Kind::Meter | Kind::Period | Kind::Power | Kind::Percent(_) | Kind::Enum(_)
+        )
+    }
+}
+
 /// Every sensor `serve` publishes.
 pub fn catalogue() -> Vec<Sensor> {
     let mut out = Vec::new();

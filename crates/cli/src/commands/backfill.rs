@@ -129,11 +129,8 @@ pub async fn run_job(
     } else {
         ProgressBar::hidden()
     };
-    let mut progress = |s: Step| match s {
-        Step::Reading => bar.set_message("reading InfluxDB"),
-        Step::Planned(f) => bar.set_message(format!("planned {f}")),
-        Step::Writing(n) => bar.set_message(format!("writing {n} rows")),
-    };
+    let mut steps = crate::output::StepProgress::from_env();
+    let mut progress = |s: Step| bar.set_message(steps.step(&s).1);
     let r = backfill(source, store, opts, &mut progress).await;
     bar.finish_and_clear();
     Ok(r?.0)

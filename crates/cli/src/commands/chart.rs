@@ -83,7 +83,7 @@ fn sans_serif_family(fonts: &usvg::fontdb::Database) -> Option<String> {
     .or_else(|| families.into_iter().next())
 }
 
-fn svg(report: &CheckReport) -> String {
+pub(crate) fn svg(report: &CheckReport) -> String {
     let height = TOP + PANEL * report.statistics.len().max(1) as f64 + 20.0;
     let mut s = String::new();
     let _ = write!(

@@ -73,23 +73,11 @@ pub struct Report {
 }
 
 pub async fn run(args: DoctorArgs, cfg: &Config) -> Result<ExitCode> {
-    let mut r = Report::default();
-    let tz = influx(cfg, &mut r).await;
-    homeassistant(cfg, &mut r).await;
-    mqtt(cfg, &mut r).await;
-    recorder(cfg, &mut r).await;
-    r.next_action = next_action(&r);
+    let (r, tz) = report(cfg).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        print(
-            &r,
-            r.homeassistant
-                .time_zone
-                .as_deref()
-                .and_then(|z| z.parse().ok())
-                .unwrap_or(tz),
-        );
+        print(&r, tz);
     }
     for p in &r.problems {
         eprintln!("error: {}", crate::exit::escape_controls(p));
@@ -99,6 +87,24 @@ pub async fn run(args: DoctorArgs, cfg: &Config) -> Result<ExitCode> {
     } else {
         ExitCode::from(crate::exit::ERROR)
     })
+}
+
+/// Every part's findings (also `serve`'s panel's Status page), and the zone to show times in:
+/// HA's when it answered.
+pub async fn report(cfg: &Config) -> (Report, chrono_tz::Tz) {
+    let mut r = Report::default();
+    let tz = influx(cfg, &mut r).await;
+    homeassistant(cfg, &mut r).await;
+    mqtt(cfg, &mut r).await;
+    recorder(cfg, &mut r).await;
+    r.next_action = next_action(&r);
+    let tz = r
+        .homeassistant
+        .time_zone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(tz);
+    (r, tz)
 }
 
 async fn influx(cfg: &Config, r: &mut Report) -> chrono_tz::Tz {

@@ -166,7 +166,10 @@ async fn migrate_into(
             eprintln!("{note}");
         }
     }
-    let mut progress = |_: Step| {};
+    let mut steps = crate::output::StepProgress::from_env();
+    let mut progress = |s: Step| {
+        steps.step(&s);
+    };
     Ok(migrate(source, target.store(), &opts, &mut progress).await?)
 }
 

@@ -75,7 +75,13 @@ pub async fn run(cmd: Command, config: Option<&Path>, addon: bool) -> Result<Exi
         Command::Check(a) => check::run(a, &load(config, addon).await?).await,
         Command::Repair(a) => repair::run(a, &load(config, addon).await?).await.map(ok),
         Command::Doctor(a) => doctor::run(a, &load(config, addon).await?).await,
-        Command::Serve(a) => serve::run(a, &load(config, addon).await?).await,
+        Command::Serve(a) => {
+            let invocation = serve::Invocation {
+                config: config.map(Path::to_path_buf),
+                addon,
+            };
+            serve::run(a, &load(config, addon).await?, invocation).await
+        }
         Command::Health(a) => health::run(a),
         Command::Completions(a) => {
             completions::completions(a);

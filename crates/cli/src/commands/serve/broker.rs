@@ -9,6 +9,7 @@ use pwsync_mqtt::discovery::{self, Device, Topics};
 use pwsync_mqtt::{Incoming, Mqtt};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// The lifetime meters read back from the broker (retained states from before a restart).
 pub(super) async fn read_retained(
@@ -98,6 +99,7 @@ pub(super) async fn wait(
     d: &Discovery<'_>,
     live: &Live,
     mut jobs: Option<&mut Jobs>,
+    mut panel: Option<&mut mpsc::UnboundedReceiver<super::panel::Request>>,
 ) -> Result<bool> {
     let deadline = tokio::time::Instant::now() + interval;
     loop {
@@ -112,10 +114,17 @@ pub(super) async fn wait(
                     None => std::future::pending().await,
                 }
             };
+            let asked = async {
+                match panel.as_deref_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.term.recv() => return Ok(false),
                 _ = stop.int.recv() => return Ok(false),
                 outcome = finished => Event::Finished(outcome),
+                Some(request) = asked => Event::Panel(request),
                 ev = mqtt.next(left) => Event::Broker(ev),
             }
         };
@@ -125,6 +134,13 @@ pub(super) async fn wait(
                     j.publish(&outcome, mqtt, d.topics).await?;
                 }
             }
+            Event::Panel(super::panel::Request::Check) => match jobs.as_deref_mut() {
+                Some(j) => {
+                    j.request(Job::Check, Trigger::Panel, &live.marks, mqtt, d.topics)
+                        .await?
+                }
+                None => tracing::warn!("the panel asked for a check, but serve runs no jobs"),
+            },
             Event::Broker(Some(Incoming::Connected)) => {
                 subscribe(mqtt, d).await?;
                 republish(mqtt, d, live).await?;
@@ -152,6 +168,7 @@ pub(super) async fn wait(
 
 enum Event {
     Finished(super::jobs::Outcome),
+    Panel(super::panel::Request),
     Broker(Option<Incoming>),
 }
 

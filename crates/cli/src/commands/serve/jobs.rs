@@ -20,6 +20,7 @@ use pwsync_jobs::BackfillOptions;
 use pwsync_mqtt::discovery::Topics;
 use pwsync_mqtt::Mqtt;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Checks after the first one, while it finds only what the seam guard moves by itself, and
@@ -62,6 +63,7 @@ impl Job {
 pub(super) enum Trigger {
     Button,
     Daily,
+    Panel,
 }
 
 impl Trigger {
@@ -69,6 +71,7 @@ impl Trigger {
         match self {
             Trigger::Button => "button",
             Trigger::Daily => "daily",
+            Trigger::Panel => "panel",
         }
     }
 }
@@ -88,29 +91,65 @@ struct Done {
     check: CheckReport,
 }
 
+/// The one job that may write at a time, whoever started it: a button, the daily check or the
+/// web panel. Shared by the runner below and the panel's jobs.
+#[derive(Clone, Default)]
+pub(super) struct JobGate(Arc<Mutex<Option<(String, i64)>>>);
+
+impl JobGate {
+    /// Take the gate for `job`, or refuse with what holds it and since when.
+    pub(super) fn take(&self, job: &str) -> std::result::Result<(), String> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*held {
+            Some((running, since)) => Err(format!(
+                "{job} refused: {running} has been running for {} s; start it again when that has finished",
+                now() - since
+            )),
+            None => {
+                *held = Some((job.to_string(), now()));
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn release(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub(super) fn busy(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
 /// The job runner: at most one job, and where its outcome arrives.
 pub(super) struct Jobs {
     cfg: Config,
     tz: Tz,
+    gate: JobGate,
+    /// The panel's History shows each job's closing check.
+    panel: Option<super::panel::Panel>,
     running: Option<(Job, Trigger, i64)>,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: mpsc::UnboundedReceiver<Outcome>,
 }
 
 impl Jobs {
-    pub(super) fn new(cfg: &Config, tz: Tz) -> Jobs {
+    pub(super) fn new(
+        cfg: &Config,
+        tz: Tz,
+        gate: JobGate,
+        panel: Option<super::panel::Panel>,
+    ) -> Jobs {
         let (tx, rx) = mpsc::unbounded_channel();
         Jobs {
             cfg: cfg.clone(),
             tz,
+            gate,
+            panel,
             running: None,
             tx,
             rx,
         }
-    }
-
-    pub(super) fn busy(&self) -> bool {
-        self.running.is_some()
     }
 
     /// Start `job` and show it running, or, while another job runs, refuse it with a logged
@@ -123,20 +162,15 @@ impl Jobs {
         mqtt: &Mqtt,
         topics: &Topics,
     ) -> Result<()> {
-        if let Some((running, _, since)) = self.running {
-            tracing::warn!(
-                "{} refused: {} has been running for {} s; press again when it has finished",
-                job.name(),
-                running.name(),
-                now() - since
-            );
+        if let Err(refusal) = self.gate.take(job.name()) {
+            tracing::warn!("{refusal}");
             return Ok(());
         }
         let started = now();
         tracing::info!("{} started ({})", job.name(), trigger.name());
         self.running = Some((job, trigger, started));
         let (cfg, tx, marks) = (self.cfg.clone(), self.tx.clone(), marks.clone());
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("job-{}", job.name()))
             .spawn(move || {
                 let result = run_blocking(job, &cfg, &marks);
@@ -147,7 +181,12 @@ impl Jobs {
                     finished: now(),
                     result,
                 });
-            })?;
+            });
+        if let Err(e) = spawned {
+            self.running = None;
+            self.gate.release();
+            return Err(e.into());
+        }
         let attrs = json!({
             "job": job.name(),
             "trigger": trigger.name(),
@@ -160,6 +199,7 @@ impl Jobs {
     pub(super) async fn finished(&mut self) -> Outcome {
         let o = self.rx.recv().await.expect("the runner holds a sender");
         self.running = None;
+        self.gate.release();
         o
     }
 
@@ -180,6 +220,9 @@ impl Jobs {
                     o.job.name()
                 );
                 attrs["rows_written"] = json!(done.rows);
+                if let Some(p) = &self.panel {
+                    p.set_check(&done.check, o.finished, o.trigger.name());
+                }
                 self.publish_check(&done.check, o.finished, mqtt, topics)
                     .await?;
                 "succeeded"

@@ -16,6 +16,7 @@ mod broker;
 mod ha;
 mod jobs;
 mod meters;
+mod panel;
 mod poll;
 mod seam_guard;
 
@@ -23,7 +24,7 @@ use crate::config::Config;
 use anyhow::Result;
 use broker::{publish_configs, read_retained, subscribe, uninstall, wait, Discovery, Shutdown};
 use ha::{next_heal_time, HaLink};
-use jobs::{Job, Jobs, Trigger};
+use jobs::{Job, JobGate, Jobs, Trigger};
 use meters::Live;
 use poll::poll;
 use pwsync_energy::local::next_local_time;
@@ -52,7 +53,9 @@ pub struct ServeArgs {
     pub interval: Option<u64>,
 }
 
-pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
+pub use panel::Invocation;
+
+pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Result<ExitCode> {
     let topics = Topics {
         discovery_prefix: cfg.mqtt.discovery_prefix.clone(),
         site: cfg.site.clone(),
@@ -88,7 +91,26 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
     };
     subscribe(&mqtt, &disc).await?;
     publish_configs(&mqtt, &disc).await?;
-    let mut jobs = controls.then(|| Jobs::new(cfg, ha.tz));
+    let gate = JobGate::default();
+    let web = match args.once {
+        true => None,
+        false => cfg.web.listen()?,
+    };
+    let (panel, mut panel_requests, web_stop) = match web {
+        Some(listen) => {
+            let (panel, rx) = panel::Panel::new(cfg, ha.tz, invocation, gate.clone(), controls);
+            // The live sensors matter more than the panel: a port in use costs the panel only.
+            match start_panel(&listen, &panel).await {
+                Ok(stop) => (Some(panel), Some(rx), Some(stop)),
+                Err(e) => {
+                    tracing::error!("{}", crate::exit::one_line(&e));
+                    (None, None, None)
+                }
+            }
+        }
+        None => (None, None, None),
+    };
+    let mut jobs = controls.then(|| Jobs::new(cfg, ha.tz, gate.clone(), panel.clone()));
     let daily = match controls {
         true => cfg.serve.daily_check()?,
         false => None,
@@ -105,12 +127,15 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
         let published = poll(&source, &mut state, &mqtt, &topics).await;
         if published.is_ok() {
             heartbeat.beat(now());
+            if let Some(p) = &panel {
+                p.set_meters(&state.last_states, now());
+            }
         }
         if args.once {
             mqtt.disconnect().await;
             return published.map(|()| ExitCode::SUCCESS);
         }
-        let busy = jobs.as_ref().is_some_and(Jobs::busy);
+        let busy = gate.busy();
         match published {
             // A wrong name in the configuration does not heal by waiting: say it and stop.
             Err(e) if is_config_mistake(&e) => {
@@ -139,12 +164,32 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
                 next_daily = Some(next_local_time(now(), at, ha.tz));
             }
         }
-        if !wait(&mut mqtt, &mut stop, interval, &disc, &state, jobs.as_mut()).await? {
+        let asked = panel_requests.as_mut();
+        if !wait(
+            &mut mqtt,
+            &mut stop,
+            interval,
+            &disc,
+            &state,
+            jobs.as_mut(),
+            asked,
+        )
+        .await?
+        {
             break;
         }
     }
     if let Some(j) = jobs.as_mut() {
         j.finish(&mqtt, &topics).await?;
+    }
+    // A job the panel started writes until it ends: stopping it halfway would leave half a
+    // plan applied.
+    while gate.busy() {
+        tracing::info!("stopping once the panel's job has finished");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if let Some(stop) = web_stop {
+        let _ = stop.send(true);
     }
     let _ = mqtt.publish(&topics.availability(), "offline", true).await;
     mqtt.disconnect().await;
@@ -156,6 +201,30 @@ pub async fn run(args: ServeArgs, cfg: &Config) -> Result<ExitCode> {
 /// chain before either moves it would move it twice.
 fn guard_due(now: i64, last_guard: i64, job_busy: bool) -> bool {
     !job_busy && now - last_guard >= GUARD_EVERY
+}
+
+/// Listen for the panel and serve it in the background until the returned sender says stop.
+async fn start_panel(
+    listen: &crate::config::WebListen,
+    panel: &panel::Panel,
+) -> Result<tokio::sync::watch::Sender<bool>> {
+    let listener = tokio::net::TcpListener::bind(listen.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (web.listen): {e}; choose another port, or \"\" to turn the panel off", listen.addr))?;
+    let access = pwsync_web::Access::new(listen.token.clone(), listen.ingress_proxy);
+    let router = pwsync_web::router(std::sync::Arc::new(panel.clone()), access);
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tracing::info!("web panel on http://{}/", listen.addr);
+    tokio::spawn(async move {
+        if let Err(e) = pwsync_web::serve(listener, router, shutdown).await {
+            tracing::warn!("the web panel stopped: {e}");
+        }
+    });
+    panel.refresh_status_in_background();
+    Ok(tx)
 }
 
 fn is_config_mistake(e: &anyhow::Error) -> bool {

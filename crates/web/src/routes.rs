@@ -1,0 +1,291 @@
+//! The HTTP side: routes, the access check in front of all of them, and progress events.
+
+use crate::access::{Access, Refusal, TOKEN_COOKIE};
+use crate::model::{JobForm, JobKind, RunState};
+use crate::{pages, Backend};
+use axum::extract::{ConnectInfo, Form, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const CSS: &str = include_str!("../assets/panel.css");
+const JS: &str = include_str!("../assets/panel.js");
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    access: Access,
+}
+
+type S = State<Arc<Shared>>;
+
+/// The panel's routes, all at one level so relative links work under any prefix.
+pub fn router(backend: Arc<dyn Backend>, access: Access) -> Router {
+    let shared = Arc::new(Shared { backend, access });
+    Router::new()
+        .route("/", get(status_page))
+        .route("/history", get(history_page))
+        .route("/jobs", get(jobs_page))
+        .route("/log", get(log_page))
+        .route("/check", post(check))
+        .route("/dry-run", post(dry_run))
+        .route("/apply", post(apply))
+        .route("/events", get(events))
+        .route("/panel.css", get(|| async { asset("text/css", CSS) }))
+        .route("/panel.js", get(|| async { asset("text/javascript", JS) }))
+        .layer(middleware::from_fn_with_state(shared.clone(), admit))
+        .with_state(shared)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The access rules in front of every route, and the headers every answer gets.
+async fn admit(
+    State(s): S,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let headers = req.headers();
+    let bearer = header_str(headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let cookie =
+        header_str(headers, header::COOKIE.as_str()).and_then(|c| cookie_value(c, TOKEN_COOKIE));
+    let query = req.uri().query().and_then(|q| query_value(q, "token"));
+    match s.access.admit(
+        peer.ip(),
+        bearer.as_deref(),
+        cookie.as_deref(),
+        query.as_deref(),
+    ) {
+        Ok(()) => {
+            let mut resp = next.run(req).await;
+            let h = resp.headers_mut();
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+                ),
+            );
+            h.entry(header::CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
+            // The token in the address once, then as a cookie: links need not carry it.
+            if let Some(t) = query.filter(|_| s.access.token_required() && cookie.is_none()) {
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Strict"))
+                {
+                    h.insert(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Err(Refusal::Token) => (
+            StatusCode::UNAUTHORIZED,
+            pages::refused(
+                "This panel needs its token (web.token): open it once as …/?token=YOUR_TOKEN.",
+            ),
+        )
+            .into_response(),
+        Err(Refusal::NotIngress) => (
+            StatusCode::FORBIDDEN,
+            pages::refused(
+                "This panel is served through Home Assistant's ingress: open it from HA's sidebar.",
+            ),
+        )
+            .into_response(),
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn cookie_value(cookies: &str, name: &str) -> Option<String> {
+    cookies.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+fn query_value(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find_map(|(k, v)| (k == name && !v.is_empty()).then(|| v.into_owned()))
+}
+
+async fn status_page(State(s): S) -> Response {
+    pages::status(&s.backend.status().await).into_response()
+}
+
+async fn history_page(State(s): S) -> Response {
+    pages::history(&s.backend.history().await, s.access.csrf()).into_response()
+}
+
+async fn jobs_page(State(s): S) -> Response {
+    // A job still running shows its progress here, whoever started it.
+    let p = s.backend.progress().borrow().clone();
+    let running = (p.state == RunState::Running).then_some(p.run);
+    pages::jobs(s.access.csrf(), None, running, None).into_response()
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    id: Option<u64>,
+}
+
+async fn log_page(State(s): S, Query(q): Query<LogQuery>) -> Response {
+    pages::log(&s.backend.log().await, q.id).into_response()
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn bad_csrf() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        pages::refused(
+            "This form is out of date (pwsync restarted?): reload the page and try again.",
+        ),
+    )
+        .into_response()
+}
+
+/// Where a POST sends the browser next: under HA's ingress, the path HA gives; else relative.
+fn see_other(headers: &HeaderMap, page: &str) -> Response {
+    let location = match header_str(headers, "x-ingress-path") {
+        Some(base) => format!("{}/{page}", base.trim_end_matches('/')),
+        None => page.to_string(),
+    };
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
+async fn check(State(s): S, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
+    if !s.access.csrf_ok(&f.csrf) {
+        return bad_csrf();
+    }
+    match s.backend.check().await {
+        Ok(()) => see_other(&headers, "history"),
+        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DryRunForm {
+    #[serde(default)]
+    csrf: String,
+    job: JobKind,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+    overwrite: Option<String>,
+    no_auto_backfill: Option<String>,
+}
+
+async fn dry_run(State(s): S, Form(f): Form<DryRunForm>) -> Response {
+    if !s.access.csrf_ok(&f.csrf) {
+        return bad_csrf();
+    }
+    let form = JobForm {
+        job: Some(f.job),
+        start: f.start,
+        end: f.end,
+        overwrite: f.overwrite,
+        no_auto_backfill: f.no_auto_backfill,
+    };
+    match s.backend.dry_run(&form).await {
+        Ok(plan) => pages::jobs(s.access.csrf(), Some(&plan), None, None).into_response(),
+        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ApplyForm {
+    #[serde(default)]
+    csrf: String,
+    plan: u64,
+}
+
+async fn apply(State(s): S, Form(f): Form<ApplyForm>) -> Response {
+    if !s.access.csrf_ok(&f.csrf) {
+        return bad_csrf();
+    }
+    match s.backend.apply(f.plan).await {
+        Ok(run) => pages::jobs(s.access.csrf(), None, Some(run), None).into_response(),
+        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+    }
+}
+
+/// The progress of jobs as server-sent events: the current state at once, then every change.
+async fn events(State(s): S) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = s.backend.progress();
+    let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let p = rx.borrow_and_update().clone();
+        let event = Event::default()
+            .event("progress")
+            .json_data(&p)
+            .unwrap_or_else(|_| Event::default().comment("unserialisable"));
+        Some((Ok(event), (rx, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_cookie_values_are_found_and_decoded() {
+        assert_eq!(
+            query_value("a=1&token=x%2By+z", "token").as_deref(),
+            Some("x+y z")
+        );
+        assert_eq!(query_value("token", "token"), None);
+        assert_eq!(
+            cookie_value("a=b; pwsync_token=abc", TOKEN_COOKIE).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(cookie_value("pwsync_token_x=abc", TOKEN_COOKIE), None);
+    }
+}
