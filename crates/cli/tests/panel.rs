@@ -53,21 +53,6 @@ fn spawn_serve(env: &[(&str, String)], log: &Path) -> Child {
         .unwrap()
 }
 
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    panic!("serve did not stop within 30 s of SIGTERM");
-}
-
 /// The panel answers (serve has started it).
 async fn wait_for_panel(http: &reqwest::Client, url: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -137,23 +137,6 @@ fn spawn_serve_with(env: &[(&str, String)], secs: &str, level: &str, stderr: Std
         .unwrap()
 }
 
-/// SIGTERM, and a failed test (after a SIGKILL) if serve does not exit within 30 s.
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve did not stop within 30 s of SIGTERM");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_creates_every_entity_with_its_classes() {
     let Some((influx, broker)) = servers_with_broker().await else {

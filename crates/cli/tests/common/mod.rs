@@ -12,7 +12,7 @@ use pwsync_testkit::or_skip;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 pub const ZONE: &str = "America/Los_Angeles";
@@ -254,4 +254,21 @@ pub async fn any_pool(url: &str) -> sqlx::AnyPool {
         .connect(url)
         .await
         .unwrap()
+}
+
+/// SIGTERM, and a failed test (after a SIGKILL) if serve does not exit within 30 s.
+pub fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not stop within 30 s of SIGTERM");
 }
