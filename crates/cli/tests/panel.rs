@@ -10,7 +10,7 @@ use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
 use pwsync_testkit::{free_port, or_skip, require, ServerProcess};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// InfluxDB with the last two days and today, and a broker; `None` where they are absent.
@@ -38,19 +38,6 @@ fn base_env(
         ("PWSYNC_STATE_DIR", state.display().to_string()),
         ("PWSYNC_SERVE__CHECK_DAILY_AT", String::new()),
     ]
-}
-
-fn spawn_serve(env: &[(&str, String)], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pwsync"))
-        .args(["serve", "--interval", "2"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PWSYNC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
 }
 
 /// The panel answers (serve has started it).
@@ -154,7 +141,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
     e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
     let log = dir.path().join("serve.log");
-    let mut serve = spawn_serve(&e, &log);
+    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
     let base = format!("http://127.0.0.1:{web}/");
     let http = reqwest::Client::new();
     wait_for_panel(&http, &base, &log).await;
@@ -308,7 +295,7 @@ async fn with_a_token_every_request_needs_it_and_it_is_never_shown() {
     e.push(("PWSYNC_WEB__LISTEN", format!("0.0.0.0:{web}")));
     e.push(("PWSYNC_WEB__TOKEN", token.to_string()));
     let log = dir.path().join("serve.log");
-    let mut serve = spawn_serve(&e, &log);
+    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
     let base = format!("http://127.0.0.1:{web}/");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -11,7 +11,7 @@ use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
 use pwsync_testkit::or_skip;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const METERS: [&str; 6] = [
@@ -124,18 +124,6 @@ fn spawn_serve(env: &[(&str, String)]) -> Child {
 }
 
 /// `serve --interval SECS` with the log at `level` into `stderr`.
-fn spawn_serve_with(env: &[(&str, String)], secs: &str, level: &str, stderr: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pwsync"))
-        .args(["serve", "--interval", secs])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PWSYNC_LOG", level)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_creates_every_entity_with_its_classes() {

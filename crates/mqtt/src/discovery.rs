@@ -302,17 +302,18 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
     if default_entity {
         c["default_entity_id"] = json!(format!("{}.{object_id}", s.kind.component()));
     }
+    if let Some(unit) = s.kind.unit() {
+        c["unit_of_measurement"] = json!(unit);
+    }
     match &s.kind {
         Kind::Meter => {
             c["device_class"] = json!("energy");
             c["state_class"] = json!("total_increasing");
-            c["unit_of_measurement"] = json!("kWh");
             c["suggested_display_precision"] = json!(2);
         }
         Kind::Period => {
             c["device_class"] = json!("energy");
             c["state_class"] = json!("total");
-            c["unit_of_measurement"] = json!("kWh");
             c["suggested_display_precision"] = json!(2);
             c["value_template"] = json!("{{ value_json.value }}");
             c["last_reset_value_template"] = json!("{{ value_json.last_reset }}");
@@ -320,7 +321,6 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
         Kind::Power => {
             c["device_class"] = json!("power");
             c["state_class"] = json!("measurement");
-            c["unit_of_measurement"] = json!("kW");
             c["suggested_display_precision"] = json!(2);
         }
         Kind::Percent(class) => {
@@ -328,7 +328,6 @@ pub fn config(s: &Sensor, t: &Topics, d: &Device, ha_version: Option<&str>) -> V
                 c["device_class"] = json!(class);
             }
             c["state_class"] = json!("measurement");
-            c["unit_of_measurement"] = json!("%");
             c["suggested_display_precision"] = json!(0);
         }
         Kind::Enum(options) => {

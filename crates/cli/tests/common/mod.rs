@@ -12,7 +12,7 @@ use pwsync_testkit::or_skip;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const ZONE: &str = "America/Los_Angeles";
@@ -271,4 +271,18 @@ pub fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
     panic!("serve did not stop within 30 s of SIGTERM");
+}
+
+/// `pwsync serve --interval SECS` with only `env` (and PATH), its log at `level` to `stderr`.
+pub fn spawn_serve_with(env: &[(&str, String)], secs: &str, level: &str, stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_pwsync"))
+        .args(["serve", "--interval", secs])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PWSYNC_LOG", level)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
 }
