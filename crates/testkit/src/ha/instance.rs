@@ -3,7 +3,7 @@
 use super::clock::clock_env;
 use super::install::{ensure_python_module, ensure_venv};
 use super::mqtt::add_mqtt;
-use super::onboard::{onboard_and_wait, wait_running};
+use super::onboard::{onboard_and_wait, wait_running, TOKEN_CLIENT_NAME};
 use super::options::{configuration_yaml, HaOptions};
 use super::process::{log_tail, spawn_hass, stop_hass, LAUNCHER};
 use crate::process::{free_port, with_port_retries, ServerProcess, StartError};
@@ -11,6 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+
+const PREVIOUS_LOG: &str = "hass.previous.out";
 
 /// A running Home Assistant with an owner user and a long-lived admin token.
 pub struct HaInstance {
@@ -47,6 +49,7 @@ impl HaInstance {
         let (token, version) = ha.block_on(onboard_and_wait(ha.url()))?;
         ha.token = token;
         ha.version = version;
+        ha.wait_token_saved()?;
         if let Some((host, port)) = ha.opts.mqtt_broker.clone() {
             ha.block_on(add_mqtt(ha.url(), ha.token.clone(), host, port))?;
         }
@@ -217,14 +220,72 @@ impl HaInstance {
         if self.process.is_some() {
             bail!("hass is running");
         }
+        self.keep_previous_log();
         let (venv, dir, port) = (self.venv.clone(), self.dir.clone(), self.port);
         let env = clock_env(&self.opts)?;
         let process = tokio::task::spawn_blocking(move || spawn_hass(&venv, &dir, port, &env))
             .await?
             .map_err(StartError::into_anyhow)?;
         self.process = Some(process);
-        self.version = wait_running(self.ws_url(), self.token.clone()).await?;
+        self.version = wait_running(self.ws_url(), self.token.clone())
+            .await
+            .map_err(|e| self.restart_failure(e))?;
         Ok(())
+    }
+
+    /// Wait until HA has written the new token to `.storage/auth` (it saves its auth store
+    /// 1 s after a change, and otherwise only at a clean stop): a real owner's token has long
+    /// been on disk, and a test that restarts HA at once must not depend on the stop's final
+    /// write. A CI run once saw a restarted HA 2026.11 refuse a token minted 0.3 s before the
+    /// stop.
+    fn wait_token_saved(&self) -> Result<()> {
+        let path = self.config_dir().join(".storage/auth");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let saved = std::fs::read_to_string(&path).unwrap_or_default();
+            if saved.contains(TOKEN_CLIENT_NAME) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "HA did not save its new token to {} within 30 s:\n{}",
+                    path.display(),
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The stopped HA's log, kept beside the one the next start truncates.
+    fn keep_previous_log(&self) {
+        let _ = std::fs::rename(self.dir.join("hass.out"), self.dir.join(PREVIOUS_LOG));
+    }
+
+    /// A restarted HA that refuses the token it accepted before the stop: what its auth store
+    /// holds and what it logged, for the test's failure message.
+    fn restart_failure(&self, e: anyhow::Error) -> anyhow::Error {
+        let auth = std::fs::read_to_string(self.config_dir().join(".storage/auth"));
+        let auth = match auth {
+            Ok(text) => format!(
+                ".storage/auth has {} bytes, {} refresh tokens, pwsync-tests' token {}",
+                text.len(),
+                text.matches("\"jwt_key\"").count(),
+                if text.contains(TOKEN_CLIENT_NAME) {
+                    "present"
+                } else {
+                    "ABSENT"
+                }
+            ),
+            Err(err) => format!(".storage/auth unreadable: {err}"),
+        };
+        let previous = std::fs::read_to_string(self.dir.join(PREVIOUS_LOG)).unwrap_or_default();
+        let previous: Vec<&str> = previous.lines().collect();
+        anyhow!(
+            "{e:#}\n{auth}\nthe stopped HA's log ends:\n{}\nthe restarted HA's log:\n{}",
+            previous[previous.len().saturating_sub(30)..].join("\n"),
+            self.log_tail(60)
+        )
     }
 
     /// Start again after [`HaInstance::stop`] (same config dir, port and token).
@@ -232,8 +293,11 @@ impl HaInstance {
         if self.process.is_some() {
             bail!("hass is running");
         }
+        self.keep_previous_log();
         self.spawn().map_err(StartError::into_anyhow)?;
-        let version = self.block_on(wait_running(self.ws_url(), self.token.clone()))?;
+        let version = self
+            .block_on(wait_running(self.ws_url(), self.token.clone()))
+            .map_err(|e| self.restart_failure(e))?;
         self.version = version;
         Ok(())
     }

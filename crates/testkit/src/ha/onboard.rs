@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 const USERNAME: &str = "pwsync";
 const PASSWORD: &str = "pwsync-test-password";
+/// The long-lived token's client name, as HA stores it in `.storage/auth`.
+pub(super) const TOKEN_CLIENT_NAME: &str = "pwsync-tests";
 
 pub(super) fn http() -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
@@ -62,7 +64,7 @@ pub(super) async fn onboard_and_wait(base: String) -> Result<(String, String)> {
     let token = ws
         .call(json!({
             "type": "auth/long_lived_access_token",
-            "client_name": "pwsync-tests",
+            "client_name": TOKEN_CLIENT_NAME,
             "lifespan": 3650,
         }))
         .await?;
