@@ -5,7 +5,7 @@ use super::install::{ensure_python_module, ensure_venv};
 use super::mqtt::add_mqtt;
 use super::onboard::{onboard_and_wait, wait_running, TOKEN_CLIENT_NAME};
 use super::options::{configuration_yaml, HaOptions};
-use super::process::{log_tail, spawn_hass, stop_hass, LAUNCHER};
+use super::process::{file_tail, log_tail, spawn_hass, stop_hass, LAUNCHER};
 use crate::process::{free_port, with_port_retries, ServerProcess, StartError};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -239,7 +239,7 @@ impl HaInstance {
     /// write. A CI run once saw a restarted HA 2026.11 refuse a token minted 0.3 s before the
     /// stop.
     fn wait_token_saved(&self) -> Result<()> {
-        let path = self.config_dir().join(".storage/auth");
+        let path = self.auth_store();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let saved = std::fs::read_to_string(&path).unwrap_or_default();
@@ -257,6 +257,11 @@ impl HaInstance {
         }
     }
 
+    /// HA's auth store: users and refresh tokens, the long-lived token among them.
+    fn auth_store(&self) -> PathBuf {
+        self.config_dir().join(".storage/auth")
+    }
+
     /// The stopped HA's log, kept beside the one the next start truncates.
     fn keep_previous_log(&self) {
         let _ = std::fs::rename(self.dir.join("hass.out"), self.dir.join(PREVIOUS_LOG));
@@ -265,7 +270,7 @@ impl HaInstance {
     /// A restarted HA that refuses the token it accepted before the stop: what its auth store
     /// holds and what it logged, for the test's failure message.
     fn restart_failure(&self, e: anyhow::Error) -> anyhow::Error {
-        let auth = std::fs::read_to_string(self.config_dir().join(".storage/auth"));
+        let auth = std::fs::read_to_string(self.auth_store());
         let auth = match auth {
             Ok(text) => format!(
                 ".storage/auth has {} bytes, {} refresh tokens, pwsync-tests' token {}",
@@ -279,11 +284,9 @@ impl HaInstance {
             ),
             Err(err) => format!(".storage/auth unreadable: {err}"),
         };
-        let previous = std::fs::read_to_string(self.dir.join(PREVIOUS_LOG)).unwrap_or_default();
-        let previous: Vec<&str> = previous.lines().collect();
         anyhow!(
             "{e:#}\n{auth}\nthe stopped HA's log ends:\n{}\nthe restarted HA's log:\n{}",
-            previous[previous.len().saturating_sub(30)..].join("\n"),
+            file_tail(&self.dir.join(PREVIOUS_LOG), 30),
             self.log_tail(60)
         )
     }

@@ -6,6 +6,7 @@ use super::{START_TIMEOUT, STOP_TIMEOUT};
 use crate::process::{wait_ready, wait_until_handles_sigterm, ServerProcess, StartError};
 use anyhow::{anyhow, bail, Result};
 use pwsync_sandbox::http;
+use pwsync_sandbox::start::tail;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,9 +35,12 @@ sys.exit(code)
 "#;
 
 pub(super) fn log_tail(dir: &Path, n: usize) -> String {
-    let log = std::fs::read_to_string(dir.join("hass.out")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    file_tail(&dir.join("hass.out"), n)
+}
+
+/// The last `n` lines of the file at `path` (empty when it cannot be read).
+pub(super) fn file_tail(path: &Path, n: usize) -> String {
+    tail(&std::fs::read_to_string(path).unwrap_or_default(), n)
 }
 
 /// Start `hass` for the config in `dir/config` through the launcher and wait until it owns
