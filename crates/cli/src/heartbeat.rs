@@ -11,12 +11,16 @@ use std::path::{Path, PathBuf};
 
 const FILE: &str = "heartbeat.json";
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Heartbeat {
-    /// Unix time of the last poll that published its values.
+    /// Unix time of the last poll that published its values (0: none yet).
     pub last_poll: i64,
     /// `serve`'s poll interval: how often a fresh heartbeat is due.
     pub interval_secs: u64,
+    /// What `serve` waits for since its last successful poll (a broker, InfluxDB, its
+    /// database, HA), in words; `None` while it publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl Heartbeat {
@@ -52,10 +56,10 @@ pub fn path_in(dir: &Path) -> PathBuf {
 
 /// Record a successful poll (write to a temp file, then rename: `health` never reads half a
 /// file).
-pub fn write(dir: &Path, beat: Heartbeat) -> Result<()> {
+pub fn write(dir: &Path, beat: &Heartbeat) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!("{FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec(&beat)?)
+    std::fs::write(&tmp, serde_json::to_vec(beat)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path_in(dir)).with_context(|| format!("renaming {}", tmp.display()))
 }
@@ -77,6 +81,7 @@ pub fn read(dir: &Path) -> Result<Heartbeat> {
 pub struct Beater {
     dir: Option<PathBuf>,
     interval_secs: u64,
+    last_poll: i64,
     warned: bool,
 }
 
@@ -88,20 +93,38 @@ impl Beater {
                 "no state directory (set PWSYNC_STATE_DIR): `pwsync health` cannot see this daemon"
             );
         }
+        Beater::at(dir, interval_secs)
+    }
+
+    /// A beater writing into `dir` (none: nowhere).
+    pub fn at(dir: Option<PathBuf>, interval_secs: u64) -> Beater {
         Beater {
             dir,
             interval_secs,
+            last_poll: 0,
             warned: false,
         }
     }
 
+    /// A poll published its values.
     pub fn beat(&mut self, now: i64) {
+        self.last_poll = now;
+        self.record(None);
+    }
+
+    /// `serve` cannot publish: say what it waits for, keeping the last successful poll's time.
+    pub fn waiting(&mut self, what: &str) {
+        self.record(Some(what.to_string()));
+    }
+
+    fn record(&mut self, waiting: Option<String>) {
         let Some(dir) = &self.dir else { return };
         let beat = Heartbeat {
-            last_poll: now,
+            last_poll: self.last_poll,
             interval_secs: self.interval_secs,
+            waiting,
         };
-        if let Err(e) = write(dir, beat) {
+        if let Err(e) = write(dir, &beat) {
             if !self.warned {
                 tracing::warn!("cannot write the heartbeat: {e:#}");
                 self.warned = true;
@@ -122,8 +145,9 @@ mod tests {
         let beat = Heartbeat {
             last_poll: 1_700_000_000,
             interval_secs: 60,
+            waiting: Some("the MQTT broker".into()),
         };
-        write(&dir.path().join("sub"), beat).unwrap();
+        write(&dir.path().join("sub"), &beat).unwrap();
         assert_eq!(read(&dir.path().join("sub")).unwrap(), beat);
         assert_eq!(beat.max_age_secs(), 210);
     }

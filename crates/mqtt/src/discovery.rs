@@ -165,7 +165,7 @@ pub fn catalogue() -> Vec<Sensor> {
 }
 
 /// The job states of `last_job`.
-pub const JOB_STATES: &[&str] = &["idle", "running", "succeeded", "failed"];
+pub const JOB_STATES: &[&str] = &["idle", "running", "succeeded", "failed", "interrupted"];
 
 /// The jobs `serve` runs when HA presses a button: (key, name, command payload).
 pub const BUTTONS: &[(&str, &str, &str)] = &[

@@ -154,6 +154,26 @@ impl Mosquitto {
     pub fn stop(&mut self) {
         self.process.stop();
     }
+
+    /// Start again with the same configuration on the same ports (a broker that comes up
+    /// later, or comes back after an outage). Retained messages are gone: persistence is off.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let bin = Self::available()?;
+        let conf = self.dir.path().join("mosquitto.conf");
+        let log = self.dir.path().join("mosquitto.log");
+        let mut process =
+            ServerProcess::spawn("mosquitto", Command::new(&bin).arg("-c").arg(&conf), &log)?;
+        let mut ports = vec![self.port];
+        ports.extend(self.tls.as_ref().map(|(p, _)| *p));
+        let port = self.port;
+        wait_ready(&mut process, &ports, &log, START_TIMEOUT, || {
+            answers_connack(port)
+        })
+        .map_err(StartError::into_anyhow)?;
+        self.process = process;
+        Ok(())
+    }
 }
 
 /// Whether an MQTT broker on `port` answers a CONNECT (MQTT 3.1.1, clean session) with a

@@ -24,13 +24,23 @@ pub fn run(args: HealthArgs) -> Result<ExitCode> {
     let beat = heartbeat::read(&dir)?;
     let age = chrono::Utc::now().timestamp() - beat.last_poll;
     let limit = args.max_age.unwrap_or_else(|| beat.max_age_secs());
-    check(beat, age, limit)?;
+    check(&beat, age, limit)?;
     println!("ok: last successful poll {age} s ago (limit {limit} s)");
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(beat: Heartbeat, age: i64, limit: u64) -> Result<()> {
+fn check(beat: &Heartbeat, age: i64, limit: u64) -> Result<()> {
+    // Before its first successful poll, serve says what it waits for (a broker or a database
+    // that is not there yet): unhealthy at once, with the reason.
+    if let (0, Some(what)) = (beat.last_poll, &beat.waiting) {
+        bail!("starting: serve is waiting for {what}; it retries by itself, see serve's log");
+    }
     if age > limit as i64 {
+        if let Some(what) = &beat.waiting {
+            bail!(
+                "stale: serve's last successful poll was {age} s ago (limit {limit} s); it is waiting for {what}"
+            );
+        }
         bail!(
             "stale: serve's last successful poll was {age} s ago (limit {limit} s, polls every {} s): \
              InfluxDB or the MQTT broker is unreachable or serve is stuck; see serve's log",
@@ -46,15 +56,23 @@ mod tests {
 
     #[test]
     fn stale_only_past_the_limit() {
-        let beat = Heartbeat {
-            last_poll: 0,
+        let mut beat = Heartbeat {
+            last_poll: 1,
             interval_secs: 60,
+            waiting: None,
         };
-        assert!(check(beat, 210, 210).is_ok());
-        let e = check(beat, 211, 210).unwrap_err().to_string();
+        assert!(check(&beat, 210, 210).is_ok());
+        let e = check(&beat, 211, 210).unwrap_err().to_string();
         assert!(
             e.starts_with("stale: serve's last successful poll was 211 s ago"),
             "{e}"
         );
+        beat.waiting = Some("InfluxDB at http://db:8086: database 'powerwall' not found".into());
+        assert!(check(&beat, 60, 210).is_ok(), "one failed poll is not yet an alarm");
+        let e = check(&beat, 211, 210).unwrap_err().to_string();
+        assert!(e.ends_with("it is waiting for InfluxDB at http://db:8086: database 'powerwall' not found"), "{e}");
+        beat.last_poll = 0;
+        let e = check(&beat, 0, 210).unwrap_err().to_string();
+        assert!(e.starts_with("starting: serve is waiting for InfluxDB at"), "{e}");
     }
 }

@@ -46,17 +46,18 @@ pub(super) struct Discovery<'a> {
     pub(super) controls: bool,
 }
 
-pub(super) async fn publish_configs(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<()> {
+/// The discovery configs; how many.
+pub(super) async fn publish_configs(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<usize> {
     let mut all = discovery::catalogue();
     if d.controls {
         all.extend(discovery::controls());
     }
-    for s in all {
-        let c = discovery::config(&s, d.topics, d.device, d.ha.version.as_deref());
-        mqtt.publish(&d.topics.config(&s), c.to_string(), true)
+    for s in &all {
+        let c = discovery::config(s, d.topics, d.device, d.ha.version.as_deref());
+        mqtt.publish(&d.topics.config(s), c.to_string(), true)
             .await?;
     }
-    Ok(())
+    Ok(all.len())
 }
 
 /// Empty retained configs and states of every entity pwsync may have announced.
@@ -86,6 +87,15 @@ impl Shutdown {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
         })
+    }
+
+    /// Sleep for `d`; `true` when a signal asked to stop meanwhile.
+    pub(super) async fn wait(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.term.recv() => true,
+            _ = self.int.recv() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
     }
 }
 
@@ -141,6 +151,15 @@ pub(super) async fn wait(
                 }
                 None => tracing::warn!("the panel asked for a check, but serve runs no jobs"),
             },
+            Event::Panel(super::panel::Request::Resume(name)) => {
+                match (Job::from_command(&name), jobs.as_deref_mut()) {
+                    (Some(job), Some(j)) => {
+                        j.request(job, Trigger::Panel, &live.marks, mqtt, d.topics)
+                            .await?
+                    }
+                    _ => tracing::warn!("cannot resume {name:?}: not a job this serve runs"),
+                }
+            }
             Event::Broker(Some(Incoming::Connected)) => {
                 subscribe(mqtt, d).await?;
                 republish(mqtt, d, live).await?;
@@ -182,6 +201,10 @@ pub(super) async fn subscribe(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<()> {
 }
 
 async fn republish(mqtt: &Mqtt, d: &Discovery<'_>, live: &Live) -> Result<()> {
+    // Before the first successful poll HA has not heard of the sensors, and must not yet.
+    if live.last_states.is_empty() {
+        return Ok(());
+    }
     publish_configs(mqtt, d).await?;
     for (key, value) in &live.last_states {
         mqtt.publish(&d.topics.state(key), value.clone(), true)

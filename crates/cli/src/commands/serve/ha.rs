@@ -7,7 +7,8 @@ use crate::target::ha_client;
 use chrono_tz::Tz;
 use pwsync_energy::audit::Tolerance;
 use pwsync_energy::{floor_hour, HOUR};
-use pwsync_ha::WsStore;
+use super::waiting::Attempt;
+use pwsync_ha::{HaError, WsStore};
 use pwsync_jobs::{heal, HealOptions};
 use std::time::Duration;
 
@@ -30,32 +31,54 @@ pub(super) struct HaLink {
 }
 
 impl HaLink {
-    pub(super) async fn connect(cfg: &Config) -> HaLink {
+    /// For `serve --once`: HA if it answers now, else the configured zone (one run cannot
+    /// wait); a refused token is the run's error.
+    pub(super) async fn connect(cfg: &Config) -> anyhow::Result<HaLink> {
+        match HaLink::reach(cfg).await {
+            Ok(link) => Ok(link),
+            Err(Attempt::Fatal(e)) => Err(e),
+            Err(Attempt::Wait(what)) => {
+                let fallback = cfg.tz().unwrap_or(chrono_tz::UTC);
+                tracing::warn!("cannot reach {what}; local days in {fallback}");
+                Ok(HaLink {
+                    tz: fallback,
+                    version: None,
+                    configured: true,
+                })
+            }
+        }
+    }
+
+    /// HA's zone and version once it answers. Unreachable HA is waited for (at boot HA often
+    /// starts after pwsync); a refused token is not: waiting cannot fix it.
+    pub(super) async fn reach(cfg: &Config) -> Result<HaLink, Attempt> {
         let fallback = cfg.tz().unwrap_or(chrono_tz::UTC);
         let Ok(client) = ha_client(cfg) else {
             tracing::info!(
                 "homeassistant.url/token not set: local days in {fallback}, no self-healing"
             );
-            return HaLink {
+            return Ok(HaLink {
                 tz: fallback,
                 version: None,
                 configured: false,
-            };
+            });
         };
         match client.get_config().await {
-            Ok(c) => HaLink {
-                tz: c.time_zone.parse().unwrap_or(fallback),
-                version: Some(c.version),
-                configured: true,
-            },
-            Err(e) => {
-                tracing::warn!("HA not reachable ({e}); local days in {fallback} until restart");
-                HaLink {
-                    tz: fallback,
-                    version: None,
+            Ok(c) => {
+                tracing::info!("connected to Home Assistant {}", c.version);
+                Ok(HaLink {
+                    tz: c.time_zone.parse().unwrap_or(fallback),
+                    version: Some(c.version),
                     configured: true,
-                }
+                })
             }
+            Err(e @ (HaError::InvalidToken | HaError::NotAdmin { .. })) => {
+                Err(Attempt::Fatal(e.into()))
+            }
+            Err(HaError::Unreachable { url, reason }) => {
+                Err(Attempt::Wait(format!("Home Assistant at {url} ({reason})")))
+            }
+            Err(e) => Err(Attempt::Wait(format!("Home Assistant ({e})"))),
         }
     }
 

@@ -6,6 +6,7 @@
 //! InfluxDB's history, `backfill --all` without `--overwrite`, all through HA's websocket. Every
 //! job ends with a `check`, so the result entities show the history as it is after the job.
 
+use super::journal::{Entry, Journal};
 use super::now;
 use super::seam_guard::{guard_seam, Marks};
 use crate::commands::check::{self as check_cmd, Scope};
@@ -47,6 +48,12 @@ impl Job {
             "backfill" => Some(Job::Backfill),
             _ => None,
         }
+    }
+
+    /// Whether the job writes statistics, and so is journaled: cut short, it leaves work to
+    /// finish.
+    fn writes(self) -> bool {
+        !matches!(self, Job::Check)
     }
 
     fn name(self) -> &'static str {
@@ -129,6 +136,7 @@ pub(super) struct Jobs {
     /// The panel's History shows each job's closing check.
     panel: Option<super::panel::Panel>,
     running: Option<(Job, Trigger, i64)>,
+    journal: Journal,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: mpsc::UnboundedReceiver<Outcome>,
 }
@@ -147,6 +155,7 @@ impl Jobs {
             gate,
             panel,
             running: None,
+            journal: Journal::in_state_dir(),
             tx,
             rx,
         }
@@ -169,11 +178,20 @@ impl Jobs {
         let started = now();
         tracing::info!("{} started ({})", job.name(), trigger.name());
         self.running = Some((job, trigger, started));
+        // Written before the job writes: a kill from here on is found at the next start.
+        let journal = job.writes().then(|| {
+            let entry = Entry::new(job.name(), trigger.name(), started, Vec::new());
+            self.journal.begin(&entry);
+            (self.journal.clone(), entry)
+        });
+        if let Some(p) = &self.panel {
+            p.set_interrupted(None);
+        }
         let (cfg, tx, marks) = (self.cfg.clone(), self.tx.clone(), marks.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("job-{}", job.name()))
             .spawn(move || {
-                let result = run_blocking(job, &cfg, &marks);
+                let result = run_blocking(job, &cfg, &marks, journal);
                 let _ = tx.send(Outcome {
                     job,
                     trigger,
@@ -185,6 +203,7 @@ impl Jobs {
         if let Err(e) = spawned {
             self.running = None;
             self.gate.release();
+            self.journal.end();
             return Err(e.into());
         }
         let attrs = json!({
@@ -199,6 +218,9 @@ impl Jobs {
     pub(super) async fn finished(&mut self) -> Outcome {
         let o = self.rx.recv().await.expect("the runner holds a sender");
         self.running = None;
+        if o.job.writes() {
+            self.journal.end();
+        }
         self.gate.release();
         o
     }
@@ -309,9 +331,27 @@ async fn publish_state(
     Ok(())
 }
 
-/// At start nothing runs (a job cut short by a crash or a kill shows as over).
-pub(super) async fn publish_idle(mqtt: &Mqtt, topics: &Topics) -> Result<()> {
-    publish_state(mqtt, topics, "last_job", "idle", Some(json!({}))).await
+/// At start nothing runs: `last_job` is `idle`, or `interrupted` when the journal holds a job
+/// that a kill, a power cut or an update cut short, with what it was and how to finish it.
+pub(super) async fn publish_start(
+    interrupted: Option<&Entry>,
+    tz: Tz,
+    mqtt: &Mqtt,
+    topics: &Topics,
+) -> Result<()> {
+    let Some(e) = interrupted else {
+        return publish_state(mqtt, topics, "last_job", "idle", Some(json!({}))).await;
+    };
+    tracing::warn!("{}; {}", e.describe(tz), e.resume_hint());
+    let attrs = json!({
+        "job": e.job,
+        "trigger": e.trigger,
+        "started": iso(e.started, tz),
+        "step": e.step,
+        "fraction_done": e.fraction,
+        "resume": e.resume_hint(),
+    });
+    publish_state(mqtt, topics, "last_job", "interrupted", Some(attrs)).await
 }
 
 fn iso(t: i64, tz: Tz) -> String {
@@ -323,24 +363,34 @@ fn iso(t: i64, tz: Tz) -> String {
 
 /// The job on this thread, on a runtime of its own; a panic is a failed job, not a runner that
 /// waits forever.
-fn run_blocking(job: Job, cfg: &Config, marks: &Marks) -> std::result::Result<Done, String> {
+fn run_blocking(
+    job: Job,
+    cfg: &Config,
+    marks: &Marks,
+    journal: Option<(Journal, Entry)>,
+) -> std::result::Result<Done, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the job's runtime: {e}"))?;
-    let run = std::panic::AssertUnwindSafe(|| rt.block_on(run(job, cfg, marks)));
+    let run = std::panic::AssertUnwindSafe(|| rt.block_on(run(job, cfg, marks, journal)));
     match std::panic::catch_unwind(run) {
         Ok(r) => r.map_err(|e| crate::exit::one_line(&e)),
         Err(_) => Err(format!("{} panicked; see the log", job.name())),
     }
 }
 
-async fn run(job: Job, cfg: &Config, marks: &Marks) -> Result<Done> {
+async fn run(
+    job: Job,
+    cfg: &Config,
+    marks: &Marks,
+    journal: Option<(Journal, Entry)>,
+) -> Result<Done> {
     let source = crate::source::from_config(cfg)?;
     let scope = whole_history();
     let target = Opened::open(&scope.target, cfg, false).await?;
     let done = async {
-        let rows = work(job, cfg, &source, &target, &scope).await?;
+        let rows = work(job, cfg, &source, &target, &scope, journal).await?;
         let mut check = guarded_check(cfg, marks, &source, &target, &scope).await?;
         // HA's 5-minute compile can start a new sum right after the job's writes, before or
         // during that check: a live-end finding the guard moves at its next pass. Give it that
@@ -398,6 +448,7 @@ async fn work(
     source: &crate::source::Source,
     target: &Opened,
     scope: &Scope,
+    journal: Option<(Journal, Entry)>,
 ) -> Result<usize> {
     Ok(match job {
         Job::Check => 0,
@@ -411,12 +462,32 @@ async fn work(
         Job::Backfill => {
             source.client.check_source(&source.map, &Field::ALL).await?;
             let opts = BackfillOptions::all_missing(&cfg.site, target.tz, now());
-            pwsync_jobs::backfill(source, target.store(), &opts, &mut |_| {})
+            let mut step = |s: pwsync_jobs::backfill::Step| {
+                if let Some((j, e)) = &journal {
+                    let (words, fraction) = backfill_step(s);
+                    let mut e = e.clone();
+                    e.step = words;
+                    e.fraction = fraction;
+                    j.progress(&e);
+                }
+            };
+            pwsync_jobs::backfill(source, target.store(), &opts, &mut step)
                 .await?
                 .0
                 .rows
         }
     })
+}
+
+/// A backfill's step for the journal: in words, and roughly how far (reading and planning are
+/// quick; the write is most of the time).
+fn backfill_step(s: pwsync_jobs::backfill::Step) -> (String, f64) {
+    use pwsync_jobs::backfill::Step;
+    match s {
+        Step::Reading => ("reading InfluxDB".into(), 0.05),
+        Step::Planned(f) => (format!("planned {}", f.sensor_key()), 0.1),
+        Step::Writing(rows) => (format!("writing {rows} rows"), 0.2),
+    }
 }
 
 /// `check`'s scope with no flags: every statistic of pwsync's meters since InfluxDB's first

@@ -15,21 +15,25 @@
 mod broker;
 mod ha;
 mod jobs;
+mod journal;
 mod meters;
 mod panel;
 mod poll;
 mod seam_guard;
+mod waiting;
 
 use crate::config::Config;
 use anyhow::Result;
 use broker::{publish_configs, read_retained, subscribe, uninstall, wait, Discovery, Shutdown};
 use ha::{next_heal_time, HaLink};
 use jobs::{Job, JobGate, Jobs, Trigger};
+use journal::Journal;
 use meters::Live;
 use poll::poll;
 use pwsync_energy::local::next_local_time;
 use pwsync_mqtt::discovery::{self, Device, Topics};
-use pwsync_mqtt::{Mqtt, MqttSettings};
+use pwsync_mqtt::{Mqtt, MqttError, MqttSettings};
+use waiting::{until_ready, Attempt, Waiting};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -61,8 +65,8 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         site: cfg.site.clone(),
     };
     let mut stop = Shutdown::listen()?;
-    let mut mqtt = Mqtt::connect(&mqtt_settings(cfg, &topics)).await?;
     if args.uninstall {
+        let mqtt = Mqtt::connect(&mqtt_settings(cfg, &topics)).await?;
         uninstall(&mqtt, &topics).await?;
         mqtt.disconnect().await;
         println!(
@@ -73,8 +77,36 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         return Ok(ExitCode::SUCCESS);
     }
     let source = crate::source::from_config(cfg)?;
-    let ha = HaLink::connect(cfg).await;
     let interval = Duration::from_secs(args.interval.unwrap_or(cfg.mqtt.poll_interval_secs).max(1));
+    let mut heartbeat = crate::heartbeat::Beater::new(interval.as_secs());
+    let mut waiting = Waiting::new();
+    // One run fails fast; the daemon waits for what is not there yet (see `waiting`).
+    let (ha, mut mqtt) = if args.once {
+        let ha = HaLink::connect(cfg).await?;
+        (ha, Mqtt::connect(&mqtt_settings(cfg, &topics)).await?)
+    } else {
+        let steps = async {
+            let Some(ha) =
+                until_ready(|| HaLink::reach(cfg), &mut waiting, &mut heartbeat, &mut stop).await?
+            else {
+                return Ok(None);
+            };
+            let settings = mqtt_settings(cfg, &topics);
+            let broker =
+                until_ready(|| reach_broker(&settings), &mut waiting, &mut heartbeat, &mut stop)
+                    .await?;
+            Ok::<_, anyhow::Error>(broker.map(|b| (ha, b)))
+        };
+        match steps.await? {
+            Some(both) => both,
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    };
+    tracing::info!(
+        "connected to the MQTT broker at {}",
+        pwsync_redact::url(&cfg.mqtt.url)
+    );
+    waiting.over("every server answers");
     let device = Device {
         name: cfg.device_name.clone(),
         sw_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -90,8 +122,12 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         controls,
     };
     subscribe(&mqtt, &disc).await?;
-    publish_configs(&mqtt, &disc).await?;
     let gate = JobGate::default();
+    let journal = Journal::in_state_dir();
+    let interrupted = match controls {
+        true => journal.unfinished(),
+        false => None,
+    };
     let web = match args.once {
         true => None,
         false => cfg.web.listen()?,
@@ -99,6 +135,7 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
     let (panel, mut panel_requests, web_stop) = match web {
         Some(listen) => {
             let (panel, rx) = panel::Panel::new(cfg, ha.tz, invocation, gate.clone(), controls);
+            panel.set_interrupted(interrupted.clone());
             // The live sensors matter more than the panel: a port in use costs the panel only.
             match start_panel(&listen, &panel).await {
                 Ok(stop) => (Some(panel), Some(rx), Some(stop)),
@@ -116,17 +153,33 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         false => None,
     };
     if controls {
-        jobs::publish_idle(&mqtt, &topics).await?;
+        jobs::publish_start(interrupted.as_ref(), ha.tz, &mqtt, &topics).await?;
     }
     let mut next_daily = daily.map(|at| next_local_time(now(), at, ha.tz));
     let mut state = Live::new(retained, ha.tz, source.gap_limit);
     let mut next_heal = next_heal_time(now());
     let mut last_guard = 0;
-    let mut heartbeat = crate::heartbeat::Beater::new(interval.as_secs());
+    // HA hears of the sensors once they have values: a database that is not there yet, or a
+    // wrong name, must not leave a device of unavailable entities behind.
+    let mut announced = false;
     loop {
         let published = poll(&source, &mut state, &mqtt, &topics).await;
         if published.is_ok() {
             heartbeat.beat(now());
+            waiting.over("InfluxDB answers: publishing");
+            if !announced {
+                tracing::info!(
+                    "connected to InfluxDB at {}, database '{}'",
+                    pwsync_redact::url(&cfg.influxdb.url),
+                    cfg.influxdb.database
+                );
+                let n = publish_configs(&mqtt, &disc).await?;
+                tracing::info!(
+                    "published {n} entities of site '{}' to HA by MQTT discovery",
+                    cfg.site
+                );
+                announced = true;
+            }
             if let Some(p) = &panel {
                 p.set_meters(&state.last_states, now());
             }
@@ -137,15 +190,16 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         }
         let busy = gate.busy();
         match published {
-            // A wrong name in the configuration does not heal by waiting: say it and stop.
+            // A wrong name or login in the configuration does not heal by waiting: say it and
+            // stop. A database or measurement not created yet does.
             Err(e) if is_config_mistake(&e) => {
                 mqtt.disconnect().await;
                 return Err(e);
             }
-            Err(e) => tracing::warn!(
-                "poll failed, sensors unavailable: {}",
-                crate::exit::one_line(&e)
-            ),
+            Err(e) => {
+                let what = format!("InfluxDB ({})", crate::exit::one_line(&e));
+                waiting.on(&what, &mut heartbeat, now());
+            }
             Ok(()) if guard_due(now(), last_guard, busy) => {
                 ha.guard_seam(cfg, &state).await;
                 last_guard = now();
@@ -153,12 +207,12 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
             Ok(()) => {}
         }
         // The hourly heal and the daily check wait for a running job, then go.
-        if now() >= next_heal && !busy {
+        if now() >= next_heal && !busy && announced {
             ha.heal(cfg, &source).await;
             next_heal = next_heal_time(now());
         }
         if let (Some(at), Some(t), Some(j)) = (daily, next_daily, jobs.as_mut()) {
-            if now() >= t && !busy {
+            if now() >= t && !busy && announced {
                 j.request(Job::Check, Trigger::Daily, &state.marks, &mqtt, &topics)
                     .await?;
                 next_daily = Some(next_local_time(now(), at, ha.tz));
@@ -196,6 +250,18 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// The broker once it accepts the connection; a refused login or a TLS mismatch is not
+/// waited for.
+async fn reach_broker(settings: &MqttSettings) -> std::result::Result<Mqtt, Attempt> {
+    match Mqtt::connect(settings).await {
+        Ok(m) => Ok(m),
+        Err(MqttError::Unreachable { broker, reason }) => Err(Attempt::Wait(format!(
+            "the MQTT broker at {broker} ({reason})"
+        ))),
+        Err(e) => Err(Attempt::Fatal(e.into())),
+    }
+}
+
 /// Whether the loop guards the seam now: every `GUARD_EVERY` seconds, but never while a job
 /// runs. A job writes, then guards the seam itself; two guards that read the same out-of-step
 /// chain before either moves it would move it twice.
@@ -227,9 +293,17 @@ async fn start_panel(
     Ok(tx)
 }
 
+/// A mistake that waiting cannot heal. A database, retention policy or measurement that does
+/// not exist yet is what a Powerwall-Dashboard being set up looks like: that is waited for.
 fn is_config_mistake(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<pwsync_influx::InfluxError>()
-        .is_some_and(pwsync_influx::InfluxError::is_config_mistake)
+    use pwsync_influx::InfluxError as E;
+    e.downcast_ref::<E>().is_some_and(|e| {
+        e.is_config_mistake()
+            && !matches!(
+                e,
+                E::DatabaseNotFound(_) | E::RetentionPolicyNotFound(_) | E::MeasurementNotFound { .. }
+            )
+    })
 }
 
 /// HA's `expire_after` for power, level and direction sensors: three polls. Stale samples are

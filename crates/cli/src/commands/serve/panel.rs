@@ -11,6 +11,7 @@
 //! - Log: every panel job with its report, newest first, kept in the state directory.
 
 use super::jobs::JobGate;
+use super::journal::{Entry, Journal};
 use crate::commands::{chart, doctor};
 use crate::config::Config;
 use crate::output::{parse_progress, PROGRESS_ENV};
@@ -43,6 +44,8 @@ const REPORT_MAX: usize = 64 * 1024;
 pub(super) enum Request {
     /// Run the check job (the History page's button, and after a panel job).
     Check,
+    /// Run again the job of this name that a button started and a previous run left unfinished.
+    Resume(String),
 }
 
 /// How to run this program again, as the user started it.
@@ -72,6 +75,10 @@ struct Shared {
     log_path: Option<PathBuf>,
     /// One dry run at a time: each reads all of InfluxDB's history.
     dry_runs: tokio::sync::Mutex<()>,
+    /// Panel jobs record themselves here while they write (see `journal`).
+    journal: Journal,
+    /// The job a previous run left unfinished, until a job starts: the banner and Resume.
+    interrupted: Mutex<Option<Entry>>,
 }
 
 impl Panel {
@@ -101,6 +108,8 @@ impl Panel {
             log: Mutex::new(log),
             log_path,
             dry_runs: tokio::sync::Mutex::new(()),
+            journal: Journal::in_state_dir(),
+            interrupted: Mutex::new(None),
         }));
         (panel, rx)
     }
@@ -187,6 +196,17 @@ impl Panel {
         }
     }
 
+    /// The job a previous run left unfinished (`None` once a job has started).
+    pub(super) fn set_interrupted(&self, e: Option<Entry>) {
+        if let Ok(mut i) = self.0.interrupted.lock() {
+            *i = e;
+        }
+    }
+
+    pub(super) fn interrupted(&self) -> Option<Entry> {
+        self.0.interrupted.lock().ok().and_then(|i| i.clone())
+    }
+
     fn id(&self) -> u64 {
         self.0.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -219,6 +239,7 @@ impl Panel {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
+        end_with_parent(&mut c);
         c
     }
 }
@@ -330,10 +351,29 @@ impl Backend for Panel {
             .ok_or(
                 "That plan is no longer known (serve restarted, or it is old): make a new dry run",
             )?;
+        self.run_job(job, args).await
+    }
+
+    fn progress(&self) -> watch::Receiver<Progress> {
+        self.0.progress.subscribe()
+    }
+
+    async fn log(&self) -> Vec<LogEntry> {
+        self.0.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Panel {
+    /// Run a job as this program with `args`, in the background, journaled while it writes;
+    /// the run's id.
+    async fn run_job(&self, job: JobKind, args: Vec<String>) -> std::result::Result<u64, String> {
         self.0.gate.take(job.name())?;
         let run = self.id();
         let started = super::now();
         tracing::info!("{} started (panel)", job.name());
+        let entry = Entry::new(job.name(), "panel", started, args.clone());
+        self.0.journal.begin(&entry);
+        self.set_interrupted(None);
         self.0.progress.send_replace(Progress {
             run,
             job: job.name().into(),
@@ -345,7 +385,10 @@ impl Backend for Panel {
         cmd.env(PROGRESS_ENV, "lines");
         let me = self.clone();
         tokio::spawn(async move {
+            let journaling = tokio::spawn(journal_progress(me.clone(), entry, run));
             let out = run_child(cmd, Some(&me.0.progress), run).await;
+            journaling.abort();
+            me.0.journal.end();
             me.0.gate.release();
             tracing::info!(
                 "{} {} (panel)",
@@ -386,12 +429,40 @@ impl Backend for Panel {
         Ok(run)
     }
 
-    fn progress(&self) -> watch::Receiver<Progress> {
-        self.0.progress.subscribe()
+    /// Run the interrupted job again: a panel job with its own arguments, a button's job
+    /// through the loop (the same job the button runs).
+    pub(super) async fn resume(&self) -> std::result::Result<(), String> {
+        let e = self
+            .interrupted()
+            .ok_or("No job is waiting to be resumed")?;
+        if e.args.is_empty() {
+            return self
+                .0
+                .requests
+                .send(Request::Resume(e.job))
+                .map_err(|_| "serve is stopping".to_string());
+        }
+        let job = JobKind::ALL
+            .into_iter()
+            .find(|k| k.name() == e.job)
+            .ok_or_else(|| format!("cannot resume a {}", e.job))?;
+        self.run_job(job, e.args).await.map(|_| ())
     }
+}
 
-    async fn log(&self) -> Vec<LogEntry> {
-        self.0.log.lock().map(|l| l.clone()).unwrap_or_default()
+/// Keep the journal's record of a panel job as far as its progress lines go (at most once a
+/// second), until the run ends.
+async fn journal_progress(panel: Panel, mut entry: Entry, run: u64) {
+    let mut rx = panel.0.progress.subscribe();
+    while rx.changed().await.is_ok() {
+        let p = rx.borrow_and_update().clone();
+        if p.run != run || p.state != RunState::Running {
+            return;
+        }
+        entry.step = p.message;
+        entry.fraction = p.fraction;
+        panel.0.journal.progress(&entry);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -463,6 +534,20 @@ async fn run_child(
         report.push_str("\n… (cut)\n");
     }
     ChildOutput { succeeded, report }
+}
+
+/// The child ends when `serve` does, even by `kill -9`: a job must not go on writing unseen
+/// while the next `serve` reports it interrupted and offers to run it again.
+fn end_with_parent(c: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the child being started.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn status_sections(r: &doctor::Report, tz: Tz) -> Vec<Section> {
