@@ -45,6 +45,9 @@ impl Backend for Kept {
     async fn log(&self) -> Vec<LogEntry> {
         self.log.clone()
     }
+    async fn resume(&self) -> Result<(), String> {
+        Err("not in this bench".into())
+    }
 }
 
 /// An SVG the size `check --chart` draws for 3 years: two polylines of 1,096 points per panel.

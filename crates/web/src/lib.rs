@@ -42,4 +42,6 @@ pub trait Backend: Send + Sync + 'static {
     fn progress(&self) -> watch::Receiver<Progress>;
     /// Past jobs, newest first.
     async fn log(&self) -> Vec<LogEntry>;
+    /// Run again the job a previous run left unfinished ([`StatusView::interrupted`]).
+    async fn resume(&self) -> Result<(), String>;
 }

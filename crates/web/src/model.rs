@@ -14,6 +14,18 @@ pub struct StatusView {
     pub meters: Vec<MeterRow>,
     /// The last successful poll of InfluxDB.
     pub last_poll: Option<String>,
+    /// A job a previous run of `serve` left unfinished (killed, power cut): the banner and
+    /// its Resume button.
+    pub interrupted: Option<Interrupted>,
+}
+
+/// A job cut short, in words.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    /// What was cut short and how far it got.
+    pub what: String,
+    /// What Resume does.
+    pub resume: String,
 }
 
 #[derive(Debug, Clone)]

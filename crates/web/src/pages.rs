@@ -61,9 +61,20 @@ fn layout(page: Page, body: Markup) -> Markup {
     }
 }
 
-pub fn status(v: &StatusView) -> Markup {
+pub fn status(v: &StatusView, csrf: &str) -> Markup {
     let body = html! {
         h1 { "Status" }
+        @if let Some(i) = &v.interrupted {
+            section.part.bad.interrupted {
+                h2 { "A job was interrupted" }
+                p { (i.what) }
+                form method="post" action="resume" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Resume" }
+                    " " span.muted { (i.resume) }
+                }
+            }
+        }
         section.meters {
             h2 { "Live meters" }
             @if v.meters.is_empty() {

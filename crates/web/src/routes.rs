@@ -38,6 +38,7 @@ pub fn router(backend: Arc<dyn Backend>, access: Access) -> Router {
         .route("/check", post(check))
         .route("/dry-run", post(dry_run))
         .route("/apply", post(apply))
+        .route("/resume", post(resume))
         .route("/events", get(events))
         .route("/panel.css", get(|| async { asset("text/css", CSS) }))
         .route("/panel.js", get(|| async { asset("text/javascript", JS) }))
@@ -149,7 +150,7 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 }
 
 async fn status_page(State(s): S) -> Response {
-    pages::status(&s.backend.status().await).into_response()
+    pages::status(&s.backend.status().await, s.access.csrf()).into_response()
 }
 
 async fn history_page(State(s): S) -> Response {
@@ -250,6 +251,16 @@ async fn apply(State(s): S, Form(f): Form<ApplyForm>) -> Response {
     }
     match s.backend.apply(f.plan).await {
         Ok(run) => pages::jobs(s.access.csrf(), None, Some(run), None).into_response(),
+        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+    }
+}
+
+async fn resume(State(s): S, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
+    if !s.access.csrf_ok(&f.csrf) {
+        return bad_csrf();
+    }
+    match s.backend.resume().await {
+        Ok(()) => see_other(&headers, "jobs"),
         Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
     }
 }

@@ -68,11 +68,22 @@ mod tests {
             "{e}"
         );
         beat.waiting = Some("InfluxDB at http://db:8086: database 'powerwall' not found".into());
-        assert!(check(&beat, 60, 210).is_ok(), "one failed poll is not yet an alarm");
+        assert!(
+            check(&beat, 60, 210).is_ok(),
+            "one failed poll is not yet an alarm"
+        );
         let e = check(&beat, 211, 210).unwrap_err().to_string();
-        assert!(e.ends_with("it is waiting for InfluxDB at http://db:8086: database 'powerwall' not found"), "{e}");
+        assert!(
+            e.ends_with(
+                "it is waiting for InfluxDB at http://db:8086: database 'powerwall' not found"
+            ),
+            "{e}"
+        );
         beat.last_poll = 0;
         let e = check(&beat, 0, 210).unwrap_err().to_string();
-        assert!(e.starts_with("starting: serve is waiting for InfluxDB at"), "{e}");
+        assert!(
+            e.starts_with("starting: serve is waiting for InfluxDB at"),
+            "{e}"
+        );
     }
 }

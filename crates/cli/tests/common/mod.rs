@@ -286,3 +286,62 @@ pub fn spawn_serve_with(env: &[(&str, String)], secs: &str, level: &str, stderr:
         .spawn()
         .unwrap()
 }
+
+/// An entity's state once `ready` holds for it.
+pub async fn wait_entity(
+    c: &HaClient,
+    id: &str,
+    timeout: Duration,
+    ready: impl Fn(&pwsync_ha::EntityState) -> bool,
+) -> pwsync_ha::EntityState {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = c
+            .get_states()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.entity_id == id);
+        match s {
+            Some(s) if ready(&s) => return s,
+            s => assert!(
+                Instant::now() < deadline,
+                "{id} not as expected within {timeout:?}: {s:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Press buttons through HA (as a dashboard or an automation would).
+pub async fn press(c: &HaClient, buttons: &[&str]) {
+    let ids: Vec<String> = buttons
+        .iter()
+        .map(|b| format!("button.powerwall_{b}"))
+        .collect();
+    c.call(
+        "call_service",
+        serde_json::json!({"domain": "button", "service": "press", "target": {"entity_id": ids}}),
+    )
+    .await
+    .unwrap();
+}
+
+/// `last_job` finished (succeeded or failed) for a job started after `since` (epoch s).
+pub async fn job_done(c: &HaClient, job: &str, since: i64) -> pwsync_ha::EntityState {
+    wait_entity(
+        c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(240),
+        |s| {
+            let started = s.attributes["started"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or(0, |t| t.timestamp());
+            ["succeeded", "failed"].contains(&s.state.as_str())
+                && s.attributes["job"] == job
+                && started >= since
+        },
+    )
+    .await
+}

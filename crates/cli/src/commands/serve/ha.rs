@@ -1,13 +1,13 @@
 //! HA's side of `serve`: the websocket link (zone, version) and the hourly self-healing.
 
 use super::now;
+use super::waiting::Attempt;
 use crate::config::Config;
 use crate::source::Source;
 use crate::target::ha_client;
 use chrono_tz::Tz;
 use pwsync_energy::audit::Tolerance;
 use pwsync_energy::{floor_hour, HOUR};
-use super::waiting::Attempt;
 use pwsync_ha::{HaError, WsStore};
 use pwsync_jobs::{heal, HealOptions};
 use std::time::Duration;

@@ -206,7 +206,12 @@ mod tests {
             "the backfill started by HA's button at 2023-11-14 22:13 was interrupted (writing, 40 % done)"
         );
         assert!(e.resume_hint().contains("\"Backfill missing hours\""));
-        let panel = Entry::new("backfill", "panel", 0, vec!["backfill".into(), "--all".into()]);
+        let panel = Entry::new(
+            "backfill",
+            "panel",
+            0,
+            vec!["backfill".into(), "--all".into()],
+        );
         assert!(panel.resume_hint().contains("Resume in pwsync's panel"));
     }
 }

@@ -33,9 +33,9 @@ use poll::poll;
 use pwsync_energy::local::next_local_time;
 use pwsync_mqtt::discovery::{self, Device, Topics};
 use pwsync_mqtt::{Mqtt, MqttError, MqttSettings};
-use waiting::{until_ready, Attempt, Waiting};
 use std::process::ExitCode;
 use std::time::Duration;
+use waiting::{until_ready, Attempt, Waiting};
 
 /// Minutes younger than this may still be revised by InfluxDB; older ones move into the base.
 const SETTLE: i64 = 15 * 60;
@@ -86,15 +86,24 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         (ha, Mqtt::connect(&mqtt_settings(cfg, &topics)).await?)
     } else {
         let steps = async {
-            let Some(ha) =
-                until_ready(|| HaLink::reach(cfg), &mut waiting, &mut heartbeat, &mut stop).await?
+            let Some(ha) = until_ready(
+                || HaLink::reach(cfg),
+                &mut waiting,
+                &mut heartbeat,
+                &mut stop,
+            )
+            .await?
             else {
                 return Ok(None);
             };
             let settings = mqtt_settings(cfg, &topics);
-            let broker =
-                until_ready(|| reach_broker(&settings), &mut waiting, &mut heartbeat, &mut stop)
-                    .await?;
+            let broker = until_ready(
+                || reach_broker(&settings),
+                &mut waiting,
+                &mut heartbeat,
+                &mut stop,
+            )
+            .await?;
             Ok::<_, anyhow::Error>(broker.map(|b| (ha, b)))
         };
         match steps.await? {
@@ -301,7 +310,9 @@ fn is_config_mistake(e: &anyhow::Error) -> bool {
         e.is_config_mistake()
             && !matches!(
                 e,
-                E::DatabaseNotFound(_) | E::RetentionPolicyNotFound(_) | E::MeasurementNotFound { .. }
+                E::DatabaseNotFound(_)
+                    | E::RetentionPolicyNotFound(_)
+                    | E::MeasurementNotFound { .. }
             )
     })
 }

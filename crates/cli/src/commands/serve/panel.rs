@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use chrono_tz::Tz;
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
-    Backend, CheckedView, HistoryView, JobForm, JobKind, LogEntry, MeterRow, Plan, ProblemRow,
-    Progress, RunState, Section, StatusView,
+    Backend, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow, Plan,
+    ProblemRow, Progress, RunState, Section, StatusView,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -282,7 +282,14 @@ struct ChildOutput {
 #[async_trait]
 impl Backend for Panel {
     async fn status(&self) -> StatusView {
-        self.0.status.read().map(|s| s.clone()).unwrap_or_default()
+        let mut v = self.0.status.read().map(|s| s.clone()).unwrap_or_default();
+        v.interrupted = self.interrupted().map(|e| Interrupted {
+            what: capitalised(&e.describe(self.0.tz)),
+            resume: "Resume runs the same job again: it writes only what is still missing or \
+                     wrong, then checks the history."
+                .into(),
+        });
+        v
     }
 
     async fn history(&self) -> HistoryView {
@@ -361,6 +368,17 @@ impl Backend for Panel {
     async fn log(&self) -> Vec<LogEntry> {
         self.0.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
+
+    async fn resume(&self) -> std::result::Result<(), String> {
+        Panel::resume(self).await
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 impl Panel {
@@ -431,7 +449,7 @@ impl Panel {
 
     /// Run the interrupted job again: a panel job with its own arguments, a button's job
     /// through the loop (the same job the button runs).
-    pub(super) async fn resume(&self) -> std::result::Result<(), String> {
+    async fn resume(&self) -> std::result::Result<(), String> {
         let e = self
             .interrupted()
             .ok_or("No job is waiting to be resumed")?;

@@ -1,13 +1,15 @@
-//! `pwsync serve` started in any order (a compose stack, a boot): against a real Mosquitto that
-//! comes up after it and a real InfluxDB whose database does not exist yet.
+//! `pwsync serve`'s doors against real servers: started in any order (a compose stack, a boot:
+//! a Mosquitto that comes up after it, an InfluxDB whose database does not exist yet), and a
+//! job cut short by `kill -9` (real HA with its MQTT integration).
 
 mod common;
 
 use common::*;
 use pwsync_mqtt::{Incoming, Mqtt, MqttSettings};
+use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
-use pwsync_testkit::or_skip;
+use pwsync_testkit::{free_port, or_skip};
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -158,7 +160,10 @@ async fn serve_started_before_the_broker_and_the_database_publishes_once_both_ap
             })
     })
     .await;
-    assert!(published, "nothing published once both were there: {seen:?}");
+    assert!(
+        published,
+        "nothing published once both were there: {seen:?}"
+    );
     // No HA configured: the sensors, not the job controls.
     assert!(configs(&seen).len() < all);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -202,4 +207,193 @@ fn one_shot_runs_still_fail_fast_without_a_broker() {
     assert!(err.contains("cannot reach the MQTT broker"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+/// A year of history: a button's backfill writes for seconds, long enough to be cut short.
+const YEAR: u32 = 365;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_killed_half_way_is_reported_interrupted_and_resumed_to_a_clean_history() {
+    let Some(influx) = servers() else {
+        return;
+    };
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start().unwrap();
+    let first = (chrono::Utc::now() - chrono::Duration::days(i64::from(YEAR) - 1))
+        .format("%Y-%m-%d")
+        .to_string();
+    simulate(&influx.url(), &first, YEAR, 11);
+    let ha = HaInstance::start(
+        HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port()),
+    )
+    .unwrap();
+    let c = ha_client(&ha);
+    let state = tempfile::tempdir().unwrap();
+    let panel = format!("127.0.0.1:{}", free_port());
+    let env = vec![
+        ("PWSYNC_INFLUXDB__URL", influx.url()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+        ("PWSYNC_MQTT__URL", broker.url()),
+        ("PWSYNC_WEB__LISTEN", panel.clone()),
+        ("PWSYNC_STATE_DIR", state.path().display().to_string()),
+        ("PWSYNC_HOMEASSISTANT__URL", ha.url()),
+        ("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()),
+        ("PWSYNC_SERVE__CHECK_DAILY_AT", String::new()),
+    ];
+    let log = state.path().join("serve.log");
+    let spawn = || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        spawn_serve_with(&env, "2", "info", Stdio::from(file))
+    };
+    let mut serve = spawn();
+    wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(90),
+        |s| s.state == "idle",
+    )
+    .await;
+    wait_entity(
+        &c,
+        "button.powerwall_backfill_missing",
+        Duration::from_secs(30),
+        |s| s.state != "unavailable",
+    )
+    .await;
+
+    // Cut short while it writes: the journal says so before the first write.
+    let journal = state.path().join("job.json");
+    press(&c, &["backfill_missing"]).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text.contains("writing") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backfill never wrote: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(journal.exists(), "the journal outlives the kill");
+
+    // The history is truncated, and check says so instead of calling it clean.
+    let o = pwsync(&env, &["check", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "check after the kill: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        report.to_string().contains("missing history"),
+        "check names the missing history: {report}"
+    );
+
+    // The next start reports the job as interrupted, in HA and in the log.
+    let mut serve = spawn();
+    let interrupted = wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(90),
+        |s| s.state == "interrupted",
+    )
+    .await;
+    assert_eq!(interrupted.attributes["job"], "backfill", "{interrupted:?}");
+    assert_eq!(
+        interrupted.attributes["trigger"], "button",
+        "{interrupted:?}"
+    );
+    assert!(
+        interrupted.attributes["resume"]
+            .as_str()
+            .is_some_and(|r| r.contains("Backfill missing hours")),
+        "{interrupted:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("the backfill started by HA's button at") && text.contains("was interrupted"),
+        "{text}"
+    );
+
+    // The panel shows it, and its Resume runs the same job: it fills what is missing, then
+    // checks.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("http://{panel}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("A job was interrupted"), "{page}");
+    assert!(
+        page.contains("The backfill started by HA&#39;s button at")
+            || page.contains("The backfill started by HA's button at"),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no form token in {page}"))
+        .to_string();
+    let t = chrono::Utc::now().timestamp();
+    let resumed = http
+        .post(format!("http://{panel}/resume"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), reqwest::StatusCode::SEE_OTHER);
+    let done = job_done(&c, "backfill", t).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    assert_eq!(done.attributes["trigger"], "panel", "{done:?}");
+    let page = http
+        .get(format!("http://{panel}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("A job was interrupted"),
+        "the banner stays after the resume"
+    );
+    assert!(!journal.exists(), "a finished job leaves no journal");
+    assert_eq!(
+        wait_entity(
+            &c,
+            "binary_sensor.powerwall_history_ok",
+            Duration::from_secs(30),
+            |_| true
+        )
+        .await
+        .state,
+        "off"
+    );
+    stop(&mut serve);
+    let o = pwsync(&env, &["check", "--json"]);
+    assert!(
+        o.status.success(),
+        "check after the resume: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
