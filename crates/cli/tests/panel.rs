@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
@@ -92,8 +93,8 @@ async fn browser(driver_port: u16, profile: &Path) -> Client {
             ],
         }),
     );
-    ClientBuilder::rustls()
-        .expect("rustls")
+    // chromedriver speaks plain HTTP on loopback: no TLS stack for the tests to build.
+    ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{driver_port}"))
         .await
