@@ -2,8 +2,9 @@
 # else (no shell), run as user 10001.
 #
 #   docker build -t pwsync .                       # from source: a Rust builder stage
-#   mkdir ctx && strip -o ctx/pwsync target/release/pwsync
-#   docker build --target prebuilt -t pwsync -f Dockerfile ctx    # a binary you built
+#
+# The release images (amd64 and arm64, and the Home Assistant app's) are made from prebuilt
+# binaries by deploy/scripts/build-images.sh with deploy/image/Dockerfile.
 #
 # Configuration: /config/pwsync.toml (the working directory, so the file is optional) or
 # PWSYNC_* variables. State (serve's heartbeat for the HEALTHCHECK): /data.
@@ -50,10 +51,6 @@ LABEL org.opencontainers.image.title="pwsync" \
       org.opencontainers.image.licenses="MIT"
 ENTRYPOINT ["pwsync"]
 CMD ["serve"]
-
-# A binary from the build context (CI: the one `cargo build --release` made; no Rust image).
-FROM runtime-base AS prebuilt
-COPY pwsync /usr/local/bin/pwsync
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src

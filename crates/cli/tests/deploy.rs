@@ -356,6 +356,121 @@ async fn serve_one(
     }
 }
 
+/// The arm64 release binary under qemu-user, with Debian's arm64 glibc (libc6-arm64-cross) as
+/// its root for libraries.
+fn on_arm64(bin: &str, env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new("qemu-aarch64-static");
+    cmd.args(["-L", "/usr/aarch64-linux-gnu", bin])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .expect("qemu-aarch64-static (apt-get install qemu-user-static)")
+}
+
+fn on_amd64(bin: &str, env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
+fn the_arm64_binary_reads_influxdb_exactly_as_the_amd64_one_does() {
+    let (Some(arm), Some(amd)) = (
+        built("PWSYNC_TEST_BIN_ARM64"),
+        built("PWSYNC_TEST_BIN_AMD64"),
+    ) else {
+        return;
+    };
+    let elf = std::fs::read(&arm).unwrap();
+    // ELF machine 0xB7: AArch64.
+    assert_eq!(
+        &elf[18..20],
+        &[0xB7, 0x00],
+        "{arm} is not an aarch64 binary"
+    );
+    let version = succeeded("--version on arm64", on_arm64(&arm, &[], &["--version"]));
+    assert_eq!(
+        version,
+        succeeded("--version", on_amd64(&amd, &[], &["--version"]))
+    );
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+
+    let influx = or_skip(InfluxServer::start()).expect("influxd (apt-get install influxdb)");
+    simulate(&influx.url(), "2025-03-07", 4, 21);
+    let env = [
+        ("PWSYNC_INFLUXDB__URL", influx.url()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+    ];
+    let args = [
+        "energy",
+        "--json",
+        "--start",
+        "2025-03-08",
+        "--end",
+        "2025-03-09",
+    ];
+    let arm_json = succeeded("energy on arm64", on_arm64(&arm, &env, &args));
+    let amd_json = succeeded("energy on amd64", on_amd64(&amd, &env, &args));
+    assert_eq!(arm_json, amd_json, "the two architectures disagree");
+    let v: serde_json::Value = serde_json::from_str(&arm_json).unwrap();
+    let days = v["days"].as_array().expect("days");
+    assert_eq!(days.len(), 2, "{v}");
+    // 2025-03-09 is the spring-forward day in Los Angeles: 23 hours, on both machines.
+    assert!(arm_json.contains("home"), "{arm_json}");
+}
+
+#[test]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
+fn the_arm64_image_runs_under_emulation_and_doctor_answers() {
+    let Some(image) = built("PWSYNC_TEST_IMAGE_ARM64") else {
+        return;
+    };
+    let arch = succeeded(
+        "docker image inspect",
+        docker(&["image", "inspect", "-f", "{{.Architecture}}", &image]),
+    );
+    assert_eq!(arch, "arm64");
+    let influx = or_skip(InfluxServer::start()).expect("influxd (apt-get install influxdb)");
+    simulate(&influx.url(), "2025-03-07", 2, 22);
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        "--network",
+        "host",
+    ];
+    let env = env_args(&[
+        ("PWSYNC_INFLUXDB__URL", influx.url()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+    ]);
+    args.extend(env.iter().map(String::as_str));
+    args.extend([image.as_str(), "doctor", "--json"]);
+    let o = docker(&args);
+    let out = stdout(&o);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "doctor in the arm64 image ({}): {e}: {out}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(
+        v.to_string().contains("1.6.7"),
+        "doctor reached InfluxDB 1.6.7 from the arm64 image: {v}"
+    );
+}
+
 fn addon_dir() -> PathBuf {
     repo().join("deploy/ha-addon/pwsync")
 }
@@ -478,7 +593,7 @@ fn url_ok(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-/// config.yaml, build.yaml, translations and repository.yaml against the rules of HA's add-on
+/// config.yaml, translations and repository.yaml against the rules of HA's add-on (app)
 /// documentation (developers.home-assistant.io, "Add-on configuration", "Create an add-on
 /// repository").
 #[test]
@@ -565,16 +680,35 @@ fn addon_config_follows_the_supervisor_rules() {
         assert!(schema.contains_key(k), "option {k:?} is not in the schema");
     }
 
-    let build = yaml(&dir.join("build.yaml"));
-    let from = build["build_from"].as_mapping().expect("build_from: dict");
-    let mut build_arch: Vec<&str> = from.keys().map(|k| k.as_str().unwrap()).collect();
-    let mut want = arch.clone();
-    build_arch.sort();
-    want.sort();
-    assert_eq!(
-        build_arch, want,
-        "build.yaml builds every arch of config.yaml"
+    // Today's Supervisor builds nothing: the app names a prebuilt multi-arch image, and only
+    // amd64 and aarch64 remain (armv7, armhf and i386 were dropped in 2025.12).
+    let image = str_of("image");
+    assert!(
+        regex::Regex::new("^ghcr\\.io/[a-z0-9-]+/[a-z0-9-]+$")
+            .unwrap()
+            .is_match(&image),
+        "image `{image}`: a registry name without a tag (the Supervisor adds `version`)"
     );
+    let mut sorted = arch.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["aarch64", "amd64"],
+        "the architectures HA OS still runs on"
+    );
+    for gone in ["build.yaml", "build.json", "Dockerfile"] {
+        assert!(
+            !dir.join(gone).exists(),
+            "{gone}: the Supervisor no longer builds apps (BUILD_FROM is not supplied)"
+        );
+    }
+    let docs = std::fs::read_to_string(dir.join("DOCS.md")).unwrap();
+    for stale in ["terminal", "Add-on store", "Add-ons →"] {
+        assert!(
+            !docs.contains(stale),
+            "DOCS.md still says {stale:?}: an app user has no terminal, and HA says Apps"
+        );
+    }
 
     let tr = yaml(&dir.join("translations/en.yaml"));
     let tr = tr["configuration"].as_mapping().unwrap();
