@@ -17,6 +17,7 @@ use common::*;
 use pwsync_energy::{Field, StatRow, HOUR};
 use pwsync_ha::HaClient;
 use pwsync_testkit::ha::{self, HaInstance, HaOptions};
+use pwsync_testkit::mosquitto::Mosquitto;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -110,9 +111,28 @@ async fn ha_day_change(c: &HaClient, id: &str, day: &str) -> f64 {
 #[tokio::test]
 async fn empty_preferences_get_pwsync_meters_and_ha_reads_the_backfilled_energy_through_them() {
     let Some(influx) = servers() else { return };
+    let Some(_) = pwsync_testkit::or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start().unwrap();
     const DAY: &str = "2025-06-11";
     simulate(&influx.url(), "2025-06-10", 3, 7);
-    let ha = HaInstance::start(options(Vec::new())).unwrap();
+    // And today, so the power sensors have readings of the moment.
+    simulate(
+        &influx.url(),
+        &chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        1,
+        7,
+    );
+    // HA's clock 90 s before one of its 5-minute marks: it compiles the power sensors' first
+    // statistics within the test, which `energy/validate` asks for.
+    let now = chrono::Utc::now().timestamp();
+    let mark = (now / 300 + 1) * 300;
+    let ha = HaInstance::start(HaOptions {
+        clock_offset_secs: Some((mark - 90 - now).rem_euclid(300)),
+        ..options(Vec::new()).with_broker(broker.port())
+    })
+    .unwrap();
     let c = ha_client(&ha);
     let mut env = ha_env(&ha);
     env.push(("PWSYNC_INFLUXDB__URL", influx.url()));
@@ -181,6 +201,75 @@ async fn empty_preferences_get_pwsync_meters_and_ha_reads_the_backfilled_energy_
     want.sort();
     assert_eq!(got, want);
     assert!(!after.to_string().contains("home_usage"));
+
+    // Power flows (HA 2025.12 and later): each of pwsync's sources names its power sensor,
+    // signed as HA reads it; an older HA gets no power key at all.
+    let power: Vec<(String, Value)> = after["energy_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["type"].as_str().unwrap().to_string(),
+                s["stat_rate"].clone(),
+            )
+        })
+        .collect();
+    if pwsync_jobs::dashboard::has_power(ha.version()) {
+        for (kind, sensor) in [
+            ("grid", "sensor.powerwall_grid_power"),
+            ("solar", "sensor.powerwall_solar_power"),
+            ("battery", "sensor.powerwall_battery_power"),
+        ] {
+            assert!(
+                power.contains(&(kind.to_string(), json!(sensor))),
+                "{kind} has no {sensor} on HA {}: {after}",
+                ha.version()
+            );
+        }
+    } else {
+        assert!(
+            !after.to_string().contains("stat_rate") && after.get("power").is_none(),
+            "power keys on HA {}: {after}",
+            ha.version()
+        );
+    }
+    // HA's own check of the preferences, while serve publishes the sensors they name.
+    let mut live = env.clone();
+    live.push(("PWSYNC_MQTT__URL", broker.url()));
+    live.push(("PWSYNC_WEB__LISTEN", String::new()));
+    let mut serve = spawn_serve_with(&live, "5", "warn", std::process::Stdio::null());
+    let within = std::time::Duration::from_secs(60);
+    for id in [
+        "sensor.powerwall_grid_power",
+        "sensor.powerwall_grid_imported",
+    ] {
+        wait_entity(&c, id, within, |s| s.state.parse::<f64>().is_ok()).await;
+    }
+    // Until HA's first 5-minute compile, a power sensor has no statistics yet: the one
+    // finding that may come and go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(360);
+    loop {
+        let verdict = c.call("energy/validate", json!({})).await.unwrap();
+        let kinds: Vec<String> = verdict["energy_sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|per_source| per_source.as_array().unwrap())
+            .map(|i| i["type"].as_str().unwrap_or("?").to_string())
+            .collect();
+        if kinds.is_empty() {
+            break;
+        }
+        assert!(
+            kinds.iter().all(|k| k == "statistics_not_defined")
+                && std::time::Instant::now() < deadline,
+            "energy/validate on HA {}: {verdict}",
+            ha.version()
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    stop(&mut serve);
 
     // HA's Energy data of the day, read through the statistics the preferences name, is
     // InfluxDB's energy of the day.
@@ -378,6 +467,8 @@ async fn a_teslemetry_grid_meter_moves_only_with_replace_others_stay_and_restore
         );
         g["stat_energy_from"] = json!(METERS[0].1);
         g["stat_energy_to"] = json!(METERS[1].1);
+        // HA 2025.12+ shows power flows: the connection gets pwsync's power sensor.
+        g["stat_rate"] = json!("sensor.powerwall_grid_power");
         g
     } else {
         json!({"type": "grid", "flow_from": [{"stat_energy_from": METERS[0].1, "stat_cost": null,

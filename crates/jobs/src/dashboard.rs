@@ -88,6 +88,17 @@ pub enum GridShape {
     Flat,
 }
 
+/// Whether HA `ha_version` is `at` (year, month) or later.
+fn at_least(ha_version: &str, at: (u32, u32)) -> bool {
+    let mut parts = ha_version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= at
+}
+
+/// Since HA 2025.12 the Energy dashboard shows power flows from a power sensor per source.
+pub fn has_power(ha_version: &str) -> bool {
+    at_least(ha_version, (2025, 12))
+}
+
 /// The shape the preferences already use, else the one HA `ha_version` expects.
 pub fn grid_shape(prefs: &Value, ha_version: &str) -> GridShape {
     for s in sources_of(prefs).iter().filter(|s| s["type"] == "grid") {
@@ -98,9 +109,7 @@ pub fn grid_shape(prefs: &Value, ha_version: &str) -> GridShape {
             return GridShape::Flat;
         }
     }
-    let mut parts = ha_version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if version >= (2026, 3) {
+    if at_least(ha_version, (2026, 3)) {
         GridShape::Flat
     } else {
         GridShape::Lists
@@ -158,6 +167,10 @@ pub struct DashboardPlan {
     pub replaced: Vec<Occupant>,
     /// Rivals in the way without `replace`: the plan must not be saved.
     pub blocked: Vec<Occupant>,
+    /// Power sensors set as a source's `stat_rate` (HA 2025.12 and later).
+    pub power: Vec<String>,
+    /// Sources whose power sensor the user chose, left alone (without `replace`).
+    pub power_kept: Vec<String>,
 }
 
 impl DashboardPlan {
@@ -289,6 +302,8 @@ pub fn plan(
         present: Vec::new(),
         replaced: Vec::new(),
         blocked: Vec::new(),
+        power: Vec::new(),
+        power_kept: Vec::new(),
     };
     // Edits by position first, removals after (back to front), so positions stay valid.
     let mut remove: Vec<(usize, Option<usize>, Slot)> = Vec::new();
@@ -333,9 +348,105 @@ pub fn plan(
     }
     remove_entries(&mut after, remove);
     add_missing(&mut after, &missing, site, shape);
+    if has_power(ha_version) {
+        add_power(&mut after, site, shape, replace, &mut plan);
+    }
     plan.added = missing;
     plan.after = after;
     plan
+}
+
+/// The power sensor (signed as HA reads it: grid positive = import, battery positive =
+/// discharge) of each source that holds pwsync's meters. A power sensor the user chose stays
+/// unless `replace`.
+fn add_power(
+    prefs: &mut Value,
+    site: &str,
+    shape: GridShape,
+    replace: bool,
+    plan: &mut DashboardPlan,
+) {
+    let power = |key: &str| format!("sensor.{site}_{key}");
+    let Some(sources) = prefs["energy_sources"].as_array_mut() else {
+        return;
+    };
+    for source in sources.iter_mut() {
+        let (key, holds_ours) = match source["type"].as_str() {
+            Some("solar") => (
+                "solar_power",
+                source["stat_energy_from"] == json!(Slot::Solar.meter(site)),
+            ),
+            Some("battery") => (
+                "battery_power",
+                source["stat_energy_from"] == json!(Slot::BatteryDischarge.meter(site)),
+            ),
+            Some("grid") if shape == GridShape::Flat => (
+                "grid_power",
+                source["stat_energy_from"] == json!(Slot::GridImport.meter(site))
+                    || source["stat_energy_to"] == json!(Slot::GridExport.meter(site)),
+            ),
+            // Before 2026.3 a grid's power sensors are a `power` list beside its flows.
+            Some("grid") => ("grid_power", entries_hold(source, site)),
+            _ => continue,
+        };
+        if !holds_ours {
+            continue;
+        }
+        let ours = power(key);
+        let theirs = current_power(source, shape);
+        match theirs {
+            Some(t) if t == ours => {}
+            Some(t) if !replace => plan
+                .power_kept
+                .push(format!("{t} in {}", source["type"].as_str().unwrap_or("?"))),
+            _ => {
+                set_power(source, shape, &ours);
+                plan.power.push(ours);
+            }
+        }
+    }
+}
+
+/// A list-shaped grid that holds one of pwsync's grid meters.
+fn entries_hold(grid: &Value, site: &str) -> bool {
+    let has = |list: &str, slot: Slot| {
+        grid[list]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|f| f[slot.key()] == json!(slot.meter(site))))
+    };
+    has("flow_from", Slot::GridImport) || has("flow_to", Slot::GridExport)
+}
+
+/// The power sensor a source has now: `stat_rate`, a `power_config`, or (list-shaped grid) the
+/// first of its `power` list.
+fn current_power(source: &Value, shape: GridShape) -> Option<String> {
+    let of = |v: &Value| -> Option<String> {
+        if let Some(r) = v["stat_rate"].as_str() {
+            return Some(r.to_string());
+        }
+        v.get("power_config")
+            .filter(|c| c.is_object())
+            .map(|c| c.to_string())
+    };
+    if source["type"] == "grid" && shape == GridShape::Lists {
+        return source["power"]
+            .as_array()
+            .and_then(|l| l.first())
+            .and_then(of);
+    }
+    of(source)
+}
+
+fn set_power(source: &mut Value, shape: GridShape, sensor: &str) {
+    if source["type"] == "grid" && shape == GridShape::Lists {
+        source["power"] = json!([{ "stat_rate": sensor }]);
+        return;
+    }
+    // HA takes a power_config over stat_rate: ours replaces it.
+    if let Some(o) = source.as_object_mut() {
+        o.remove("power_config");
+    }
+    source["stat_rate"] = json!(sensor);
 }
 
 fn set_statistic(prefs: &mut Value, e: &Entry, id: &str) {
@@ -816,7 +927,8 @@ mod tests {
         assert_eq!(
             grid,
             &json!({"type": "grid", "stat_energy_from": "sensor.powerwall_grid_imported",
-                    "stat_energy_to": "sensor.powerwall_grid_exported", "cost_adjustment_day": 0.0})
+                    "stat_energy_to": "sensor.powerwall_grid_exported", "cost_adjustment_day": 0.0,
+                    "stat_rate": "sensor.powerwall_grid_power"})
         );
         // A flat Teslemetry import on its own connection: replaced in place, export kept.
         let before = prefs(vec![json!({"type": "grid", "cost_adjustment_day": 0.0,
@@ -833,8 +945,96 @@ mod tests {
         assert_eq!(g["stat_energy_from"], "sensor.powerwall_grid_imported");
         assert_eq!(g["number_energy_price"], 0.25);
         assert_eq!(g["stat_energy_to"], "sensor.powerwall_grid_exported");
-        assert_eq!(g["stat_rate"], "sensor.grid_power");
+        // With --replace the connection's power sensor becomes pwsync's too.
+        assert_eq!(g["stat_rate"], "sensor.powerwall_grid_power");
         assert_eq!(p.after["energy_sources"].as_array().unwrap().len(), 3);
+    }
+
+    fn power_of(p: &Value, kind: &str) -> Vec<Value> {
+        p["energy_sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["type"] == kind)
+            .map(|s| {
+                if kind == "grid" && s.get("power").is_some() {
+                    s["power"].clone()
+                } else {
+                    s.get("stat_rate").cloned().unwrap_or(Value::Null)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn power_sensors_join_pwsyncs_sources_from_2025_12_in_either_grid_shape() {
+        // HA before 2025.12 has no power flows: not one power key.
+        let old = plan(&prefs(foreign()), SITE, &[], "2025.11.3", false);
+        assert!(old.power.is_empty());
+        assert!(
+            !old.after.to_string().contains("stat_rate"),
+            "{}",
+            old.after
+        );
+
+        // 2026.11: flat grid connections; stat_rate on each of pwsync's sources, and only on
+        // them (the garage array keeps none).
+        let p = plan(&prefs(foreign()), SITE, &[], "2026.11.0", false);
+        assert_eq!(p.shape, GridShape::Flat);
+        assert_eq!(
+            power_of(&p.after, "grid"),
+            [json!("sensor.powerwall_grid_power")]
+        );
+        assert_eq!(
+            power_of(&p.after, "solar"),
+            [Value::Null, json!("sensor.powerwall_solar_power")]
+        );
+        assert_eq!(
+            power_of(&p.after, "battery"),
+            [json!("sensor.powerwall_battery_power")]
+        );
+        assert_eq!(p.power.len(), 3);
+        let again = plan(&p.after, SITE, &[], "2026.11.0", false);
+        assert!(!again.changed() && again.power.is_empty(), "idempotent");
+
+        // 2025.12 to 2026.2: a list-shaped grid takes its power sensors as a `power` list.
+        let p = plan(&prefs(foreign()), SITE, &[], "2026.1.2", false);
+        assert_eq!(p.shape, GridShape::Lists);
+        assert_eq!(
+            power_of(&p.after, "grid"),
+            [json!([{"stat_rate": "sensor.powerwall_grid_power"}])]
+        );
+    }
+
+    #[test]
+    fn a_power_sensor_the_user_chose_stays_unless_replaced() {
+        let mine = vec![
+            json!({"type": "solar", "stat_energy_from": "sensor.powerwall_solar_generated",
+                   "stat_rate": "sensor.inverter_power"}),
+            json!({"type": "battery", "stat_energy_from": "sensor.powerwall_battery_discharged",
+                   "stat_energy_to": "sensor.powerwall_battery_charged",
+                   "power_config": {"stat_rate_inverted": "sensor.pw_power"}}),
+        ];
+        let p = plan(&prefs(mine.clone()), SITE, &[], "2026.11.0", false);
+        assert_eq!(
+            power_of(&p.after, "solar"),
+            [json!("sensor.inverter_power")]
+        );
+        let battery = &p.after["energy_sources"][1];
+        assert!(battery.get("power_config").is_some() && battery.get("stat_rate").is_none());
+        assert_eq!(p.power_kept.len(), 2, "{:?}", p.power_kept);
+
+        let p = plan(&prefs(mine), SITE, &[], "2026.11.0", true);
+        assert_eq!(
+            power_of(&p.after, "solar"),
+            [json!("sensor.powerwall_solar_power")]
+        );
+        let battery = &p.after["energy_sources"][1];
+        assert_eq!(battery["stat_rate"], "sensor.powerwall_battery_power");
+        assert!(
+            battery.get("power_config").is_none(),
+            "HA would prefer power_config"
+        );
     }
 
     #[test]

@@ -134,6 +134,8 @@ fn restore_plan(before: &Value, file: &Path, version: &str) -> Result<DashboardP
         present: Vec::new(),
         replaced: Vec::new(),
         blocked: Vec::new(),
+        power: Vec::new(),
+        power_kept: Vec::new(),
     })
 }
 
@@ -181,6 +183,12 @@ fn print(plan: &DashboardPlan, args: &EnergyDashboardArgs, cfg: &Config, backup:
             o.describe(),
             o.slot.meter(&cfg.site)
         );
+    }
+    for sensor in &plan.power {
+        println!("power flow: add {sensor}");
+    }
+    for kept in &plan.power_kept {
+        println!("power flow: keep {kept} (yours; --replace puts pwsync's power sensor there)");
     }
     if args.restore.is_none() {
         println!("home usage: no slot in HA's Energy preferences (HA derives it from the flows)");
