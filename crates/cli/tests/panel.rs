@@ -368,12 +368,15 @@ async fn logged_jobs(http: &reqwest::Client, base: &str) -> usize {
     page.text().await.unwrap().matches("<details").count()
 }
 
+/// Request headers: name, value.
+type Headers<'a> = &'a [(&'static str, &'a str)];
+
 /// A dry run of "backfill everything" posted with the page's token and `headers`.
 async fn post_dry_run(
     http: &reqwest::Client,
     base: &str,
     csrf: &str,
-    headers: &[(&'static str, &str)],
+    headers: Headers<'_>,
 ) -> reqwest::Response {
     let mut req = http
         .post(format!("{base}dry-run"))
@@ -529,7 +532,7 @@ async fn behind_the_ingress_proxy_any_host_is_served_but_not_a_cross_site_form()
 
     // HA's page through the proxy; through a proxy in front of HA that rewrote Host but
     // said which name it was for; another site's page.
-    let cases: [(&[(&'static str, &str)], reqwest::StatusCode, usize); 3] = [
+    let cases: [(Headers, reqwest::StatusCode, usize); 3] = [
         (
             &[("host", ha), ("origin", &ha_origin)],
             reqwest::StatusCode::OK,
@@ -563,7 +566,7 @@ async fn behind_the_ingress_proxy_any_host_is_served_but_not_a_cross_site_form()
 }
 
 /// The soft limit on open files raised to the hard one; the limit now.
-fn raise_own_open_files() -> u64 {
+fn raise_own_open_files() -> libc::rlim_t {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -575,7 +578,7 @@ fn raise_own_open_files() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
     }
-    r.rlim_cur as u64
+    r.rlim_cur
 }
 
 /// `pwsync serve --interval 1` with at most `files` open files (soft and hard), as a
@@ -621,7 +624,7 @@ async fn eleven_hundred_idle_connections_stop_neither_polls_nor_the_panel() {
     };
     let own = raise_own_open_files();
     assert!(
-        own > IDLE as u64 + 200,
+        own > IDLE as libc::rlim_t + 200,
         "this test opens {IDLE} sockets: raise the hard open files limit (now {own})"
     );
     let dir = tempfile::tempdir().unwrap();

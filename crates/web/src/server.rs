@@ -369,7 +369,8 @@ mod tests {
                 .map(|s| closed_within(s, Duration::from_millis(300)))
                 .filter(|&c| c)
                 .count();
-            assert!(closed >= 12 - 4 + 1, "{closed} of 12 closed");
+            // All but the cap, and one more for the page just served.
+            assert!(closed > 12 - 4, "{closed} of 12 closed");
         })
         .await
         .unwrap();
@@ -386,7 +387,7 @@ mod tests {
         // A request that never ends holds its connection, as a progress stream does.
         let router = Router::new().route(
             "/",
-            axum::routing::get(|| std::future::pending::<&'static str>()),
+            axum::routing::get(std::future::pending::<&'static str>),
         );
         tokio::spawn(serve_with(listener, router, limits, std::future::pending()));
         tokio::task::spawn_blocking(move || {
