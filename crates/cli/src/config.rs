@@ -220,6 +220,10 @@ pub struct WebSection {
     pub token: Secret,
     /// Only HA's ingress proxy may connect (the add-on sets it; HA authenticates the person).
     pub ingress_proxy: String,
+    /// Names the panel answers to besides its own addresses and `localhost`: `name` (any
+    /// port) or `name:port`. A list, or in the environment one string with commas.
+    #[serde(deserialize_with = "one_or_many")]
+    pub hosts: Vec<String>,
 }
 
 impl Default for WebSection {
@@ -228,8 +232,28 @@ impl Default for WebSection {
             listen: "127.0.0.1:8099".into(),
             token: Secret::default(),
             ingress_proxy: String::new(),
+            hosts: Vec::new(),
         }
     }
+}
+
+/// A list, or one string of comma-separated items (`PWSYNC_WEB__HOSTS=a.lan,b.lan:8099`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Where and for whom the panel listens, checked.
@@ -238,6 +262,7 @@ pub struct WebListen {
     pub addr: std::net::SocketAddr,
     pub token: Option<String>,
     pub ingress_proxy: Option<std::net::IpAddr>,
+    pub hosts: pwsync_web::Hosts,
 }
 
 impl WebSection {
@@ -262,10 +287,12 @@ impl WebSection {
         if !addr.ip().is_loopback() && token.is_none() && ingress_proxy.is_none() {
             bail!("web.listen = '{s}' can be reached from other machines: set web.token, or listen on 127.0.0.1")
         }
+        let hosts = pwsync_web::Hosts::new(&self.hosts)?;
         Ok(Some(WebListen {
             addr,
             token,
             ingress_proxy,
+            hosts,
         }))
     }
 }
@@ -487,6 +514,31 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn web_hosts_is_a_list_in_the_file_and_commas_in_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("pwsync.toml");
+        std::fs::write(
+            &toml,
+            "[web]\nhosts = [\"nas.lan\", \"pwsync.example:443\"]\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(Some(&toml)).unwrap();
+            assert_eq!(c.web.hosts, ["nas.lan", "pwsync.example:443"]);
+            jail.set_env("PWSYNC_WEB__HOSTS", "a.lan, b.lan:8099");
+            let c = Config::load(Some(&toml)).unwrap();
+            assert_eq!(c.web.hosts, ["a.lan", "b.lan:8099"]);
+            jail.set_env("PWSYNC_WEB__HOSTS", "[c.lan]");
+            assert_eq!(Config::load(Some(&toml)).unwrap().web.hosts, ["c.lan"]);
+            jail.set_env("PWSYNC_WEB__HOSTS", "http://c.lan");
+            let e = Config::load(Some(&toml)).unwrap_err().to_string();
+            assert!(e.contains("web.hosts") && e.contains("http://c.lan"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn unknown_keys_and_bad_zone_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let toml = dir.path().join("pwsync.toml");
@@ -551,6 +603,7 @@ mod tests {
                 listen: listen.into(),
                 token: Secret::new(token),
                 ingress_proxy: proxy.into(),
+                hosts: Vec::new(),
             };
             let e = invalid(&c);
             assert!(e.contains(needle), "{listen}: {e}");
@@ -561,6 +614,7 @@ mod tests {
             listen: "0.0.0.0:8099".into(),
             token: Secret::new("t0ken"),
             ingress_proxy: String::new(),
+            hosts: Vec::new(),
         };
         assert_eq!(
             c.web.listen().unwrap().unwrap().token.as_deref(),
@@ -568,6 +622,13 @@ mod tests {
         );
         c.web.listen = String::new();
         assert!(c.web.listen().unwrap().is_none());
+        c.web = WebSection::default();
+        c.web.hosts = vec!["pwsync.lan".into(), "https://pwsync.lan/".into()];
+        let e = invalid(&c);
+        assert!(
+            e.contains("web.hosts") && e.contains("'https://pwsync.lan/'"),
+            "{e}"
+        );
         c.web = WebSection::default();
         c.serve.check_daily_at = "03:30".into();
         assert_eq!(

@@ -1,5 +1,6 @@
 //! `serve`'s web panel in a real browser (Debian's chromium, driven through chromedriver over
-//! WebDriver), against a real InfluxDB, Mosquitto and HA (2025.4.4 or `PWSYNC_TEST_HA`).
+//! WebDriver), against a real InfluxDB, Mosquitto and HA (2025.4.4 or `PWSYNC_TEST_HA`); and
+//! its doors over plain HTTP: which `Host` and `Origin` it serves, and idle connections.
 
 mod common;
 
@@ -345,4 +346,363 @@ async fn with_a_token_every_request_needs_it_and_it_is_never_shown() {
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains("web panel on"), "{said}");
     assert!(!said.contains(token), "the token is in serve's log: {said}");
+}
+
+/// The CSRF token of the panel's forms, from the Jobs page at `base`.
+async fn csrf_of(http: &reqwest::Client, base: &str) -> String {
+    let page = http
+        .get(format!("{base}jobs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
+    page[at..at + 64].to_string()
+}
+
+/// How many jobs the panel's Log holds.
+async fn logged_jobs(http: &reqwest::Client, base: &str) -> usize {
+    let page = http.get(format!("{base}log")).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    page.text().await.unwrap().matches("<details").count()
+}
+
+/// Request headers: name, value.
+type Headers<'a> = &'a [(&'static str, &'a str)];
+
+/// A dry run of "backfill everything" posted with the page's token and `headers`.
+async fn post_dry_run(
+    http: &reqwest::Client,
+    base: &str,
+    csrf: &str,
+    headers: Headers<'_>,
+) -> reqwest::Response {
+    let mut req = http
+        .post(format!("{base}dry-run"))
+        .form(&[("job", "backfill"), ("csrf", csrf)]);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// `serve` (no HA) with its panel on a free loopback port and `extra` settings, ready.
+struct Served {
+    _servers: (InfluxServer, Mosquitto),
+    _dir: tempfile::TempDir,
+    serve: std::process::Child,
+    web: u16,
+    base: String,
+    http: reqwest::Client,
+}
+
+async fn serve_panel(extra: &[(&'static str, &str)]) -> Option<Served> {
+    let (influx, broker) = influx_and_broker()?;
+    let dir = tempfile::tempdir().unwrap();
+    let web = free_port();
+    let mut e = base_env(&influx, &broker, web, dir.path());
+    e.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let log = dir.path().join("serve.log");
+    let serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
+    let base = format!("http://127.0.0.1:{web}/");
+    let http = reqwest::Client::new();
+    wait_for_panel(&http, &base, &log).await;
+    Some(Served {
+        _servers: (influx, broker),
+        _dir: dir,
+        serve,
+        web,
+        base,
+        http,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebound_name_and_a_cross_site_form_are_refused_and_the_panels_own_pages_work() {
+    let Some(mut p) = serve_panel(&[("PWSYNC_WEB__HOSTS", "pwsync.test, other.test:1")]).await
+    else {
+        return;
+    };
+    let (http, base, web) = (&p.http, p.base.as_str(), p.web);
+    let csrf = csrf_of(http, base).await;
+    let rebound = format!("attacker.example:{web}");
+    let own = format!("http://127.0.0.1:{web}");
+    let own_jobs = format!("{own}/jobs");
+
+    // DNS rebinding: the attacker's name, the panel's address. Nothing is served, not even
+    // the Jobs page with its token, and a form gets no further.
+    for page in ["", "jobs", "log", "events"] {
+        let r = http
+            .get(format!("{base}{page}"))
+            .header("host", rebound.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::MISDIRECTED_REQUEST,
+            "{page}"
+        );
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("web.hosts") && !body.contains(&csrf),
+            "{body}"
+        );
+    }
+    let r = post_dry_run(
+        http,
+        base,
+        &csrf,
+        &[
+            ("host", rebound.as_str()),
+            ("origin", "http://attacker.example"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), reqwest::StatusCode::MISDIRECTED_REQUEST);
+    let other_port = post_dry_run(http, base, &csrf, &[("host", "other.test:2")]).await;
+    assert_eq!(
+        other_port.status(),
+        reqwest::StatusCode::MISDIRECTED_REQUEST
+    );
+    // Another site's page posting to the panel's own name, with the right token: refused.
+    for cross in [
+        [("origin", "http://attacker.example")],
+        [("origin", "null")],
+        [("referer", "http://attacker.example/x.html")],
+    ] {
+        let r = post_dry_run(http, base, &csrf, &cross).await;
+        assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN, "{cross:?}");
+        assert!(r.text().await.unwrap().contains("another site"));
+    }
+    assert_eq!(logged_jobs(http, base).await, 0, "a refused form ran a job");
+
+    // The panel's own pages: by address, by localhost, by a name in web.hosts.
+    for host in [
+        format!("127.0.0.1:{web}"),
+        format!("localhost:{web}"),
+        format!("pwsync.test:{web}"),
+    ] {
+        let r = http.get(base).header("host", &host).send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{host}");
+    }
+    // A form from its own page runs; so does one without Origin or Referer (curl).
+    let r = post_dry_run(
+        http,
+        base,
+        &csrf,
+        &[("origin", own.as_str()), ("referer", own_jobs.as_str())],
+    )
+    .await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert!(
+        r.text().await.unwrap().contains("csrf"),
+        "the Jobs page again"
+    );
+    assert_eq!(logged_jobs(http, base).await, 1);
+    let r = post_dry_run(http, base, &csrf, &[]).await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(logged_jobs(http, base).await, 2);
+    stop(&mut p.serve);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_the_ingress_proxy_any_host_is_served_but_not_a_cross_site_form() {
+    // The test is the ingress proxy: HA forwards the browser's Host, HA's own name.
+    let Some(mut p) = serve_panel(&[("PWSYNC_WEB__INGRESS_PROXY", "127.0.0.1")]).await else {
+        return;
+    };
+    let (http, base) = (&p.http, p.base.as_str());
+    let ha = "homeassistant.local:8123";
+    let ha_origin = format!("http://{ha}");
+    let r = http
+        .get(base)
+        .header("host", ha)
+        .header("x-ingress-path", "/api/hassio_ingress/abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let csrf = csrf_of(http, base).await;
+
+    // HA's page through the proxy; through a proxy in front of HA that rewrote Host but
+    // said which name it was for; another site's page.
+    let cases: [(Headers, reqwest::StatusCode, usize); 3] = [
+        (
+            &[("host", ha), ("origin", &ha_origin)],
+            reqwest::StatusCode::OK,
+            1,
+        ),
+        (
+            &[("x-forwarded-host", ha), ("origin", &ha_origin)],
+            reqwest::StatusCode::OK,
+            2,
+        ),
+        (
+            &[("host", ha), ("origin", "http://evil.example")],
+            reqwest::StatusCode::FORBIDDEN,
+            2,
+        ),
+    ];
+    for (headers, status, jobs) in cases {
+        let r = post_dry_run(http, base, &csrf, headers).await;
+        assert_eq!(r.status(), status, "{headers:?}");
+        assert_eq!(logged_jobs(http, base).await, jobs, "{headers:?}");
+    }
+
+    // Anyone else than the proxy (here from 127.0.0.2) is turned away, whatever its Host.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let r = elsewhere.get(base).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
+    stop(&mut p.serve);
+}
+
+/// The soft limit on open files raised to the hard one; the limit now.
+fn raise_own_open_files() -> libc::rlim_t {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only touch the struct they are given.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+    }
+    r.rlim_cur
+}
+
+/// `pwsync serve --interval 1` with at most `files` open files (soft and hard), as a
+/// default 1,024 leaves it.
+fn spawn_serve_limited(env: &[(&str, String)], files: u64, log: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwsync"));
+    cmd.args(["serve", "--interval", "1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PWSYNC_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let limit = libc::rlimit {
+        rlim_cur: files as libc::rlim_t,
+        rlim_max: files as libc::rlim_t,
+    };
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+fn last_poll(state: &Path) -> Option<i64> {
+    let beat = std::fs::read_to_string(state.join("heartbeat.json")).ok()?;
+    serde_json::from_str::<serde_json::Value>(&beat).ok()?["last_poll"].as_i64()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eleven_hundred_idle_connections_stop_neither_polls_nor_the_panel() {
+    const IDLE: usize = 1_100;
+    let Some((influx, broker)) = influx_and_broker() else {
+        return;
+    };
+    let own = raise_own_open_files();
+    assert!(
+        own > IDLE as libc::rlim_t + 200,
+        "this test opens {IDLE} sockets: raise the hard open files limit (now {own})"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let web = free_port();
+    let e = base_env(&influx, &broker, web, dir.path());
+    let log = dir.path().join("serve.log");
+    let mut serve = spawn_serve_limited(&e, 1024, &log);
+    let base = format!("http://127.0.0.1:{web}/");
+    let http = reqwest::Client::new();
+    wait_for_panel(&http, &base, &log).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while last_poll(dir.path()).is_none() {
+        assert!(Instant::now() < deadline, "no first poll");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Half of them send nothing, half stop in the middle of their headers.
+    let t0 = Instant::now();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], web).into();
+    let idle = tokio::task::spawn_blocking(move || {
+        (0..IDLE)
+            .map(|i| {
+                let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .expect("the panel's port took the connection");
+                if i % 2 == 1 {
+                    use std::io::Write;
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                        .unwrap();
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let opened = chrono::Utc::now().timestamp();
+    eprintln!(
+        "{IDLE} idle connections opened in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // The panel answers a normal visit at once, on a new connection, and polls go on.
+    let t1 = Instant::now();
+    let r = reqwest::Client::new()
+        .get(&base)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("the panel answers");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    eprintln!(
+        "a page with {IDLE} idle connections open: {} ms",
+        t1.elapsed().as_millis()
+    );
+    assert!(t1.elapsed() < Duration::from_secs(3), "{:?}", t1.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut polls = 0;
+    let mut seen = last_poll(dir.path()).unwrap();
+    while polls < 3 {
+        let now = last_poll(dir.path()).unwrap_or(seen);
+        if now > seen && now > opened {
+            polls += 1;
+            seen = now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "polls stopped with {IDLE} idle connections open ({polls} since): {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // What made room: the panel holds a quarter of the limit at most.
+    let fds = open_fds(serve.id());
+    eprintln!("serve holds {fds} descriptors (limit 1024)");
+    assert!(fds < 512, "serve holds {fds} descriptors");
+    drop(idle);
+    stop(&mut serve);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!said.contains("poll failed"), "{said}");
 }

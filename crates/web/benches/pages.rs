@@ -133,7 +133,7 @@ fn main() {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
-        let router = router(Arc::new(kept()), Access::new(None, None));
+        let router = router(Arc::new(kept()), Access::new(None, None, Hosts::default()));
         tokio::spawn(serve(listener, router, std::future::pending()));
         let http = reqwest::Client::new();
         println!(

@@ -10,16 +10,22 @@
 //!
 //! Every link is relative (HA's ingress serves the panel under `/api/hassio_ingress/<token>/`),
 //! every asset is embedded in the binary, and a state-changing request is a POST carrying the
-//! page's CSRF token. Who may connect at all is [`access::Access`].
+//! page's CSRF token. Who may connect at all is [`access::Access`]; under which names, and
+//! from which pages a form may come, is [`host`]. How many connections, and for how long, is
+//! [`server`].
 
 pub mod access;
+pub mod host;
 pub mod model;
 mod pages;
 mod routes;
+pub mod server;
 
 pub use access::Access;
+pub use host::Hosts;
 pub use model::*;
-pub use routes::{router, serve};
+pub use routes::router;
+pub use server::{serve, serve_with, Limits};
 
 use async_trait::async_trait;
 use tokio::sync::watch;

@@ -1,10 +1,11 @@
 //! The HTTP side: routes, the access check in front of all of them, and progress events.
 
-use crate::access::{Access, Refusal, TOKEN_COOKIE};
+use crate::access::{Access, Refusal, Visit, TOKEN_COOKIE};
 use crate::model::{JobForm, JobKind, RunState};
+use crate::server::LocalAddr;
 use crate::{pages, Backend};
-use axum::extract::{ConnectInfo, Form, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Extension, Form, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,6 @@ use axum::Router;
 use futures_util::stream::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,20 +46,6 @@ pub fn router(backend: Arc<dyn Backend>, access: Access) -> Router {
         .with_state(shared)
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
@@ -75,6 +61,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 async fn admit(
     State(s): S,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(LocalAddr(local)): Extension<LocalAddr>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -85,12 +72,19 @@ async fn admit(
     let cookie =
         header_str(headers, header::COOKIE.as_str()).and_then(|c| cookie_value(c, TOKEN_COOKIE));
     let query = req.uri().query().and_then(|q| query_value(q, "token"));
-    match s.access.admit(
-        peer.ip(),
-        bearer.as_deref(),
-        cookie.as_deref(),
-        query.as_deref(),
-    ) {
+    let visit = Visit {
+        peer: peer.ip(),
+        local,
+        host: header_str(headers, header::HOST.as_str()),
+        post: req.method() == Method::POST,
+        origin: header_str(headers, header::ORIGIN.as_str()),
+        referer: header_str(headers, header::REFERER.as_str()),
+        forwarded_host: header_str(headers, "x-forwarded-host"),
+        bearer: bearer.as_deref(),
+        cookie: cookie.as_deref(),
+        query: query.as_deref(),
+    };
+    match s.access.admit(&visit) {
         Ok(()) => {
             let mut resp = next.run(req).await;
             let h = resp.headers_mut();
@@ -130,7 +124,35 @@ async fn admit(
             ),
         )
             .into_response(),
+        // Plain text, nothing of the request echoed: the page that sent it learns nothing.
+        Err(Refusal::Host) => plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "pwsync's panel does not answer to this name: open it as http://127.0.0.1:{}/ \
+                 on its machine, or add the name to web.hosts (PWSYNC_WEB__HOSTS).\n",
+                local.port()
+            ),
+        ),
+        Err(Refusal::CrossOrigin) => plain(
+            StatusCode::FORBIDDEN,
+            "This form was sent from another site's page: pwsync's panel accepts forms from its \
+             own pages only.\n"
+                .into(),
+        ),
     }
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        text,
+    )
+        .into_response()
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

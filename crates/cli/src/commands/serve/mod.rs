@@ -286,7 +286,15 @@ async fn start_panel(
     let listener = tokio::net::TcpListener::bind(listen.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (web.listen): {e}; choose another port, or \"\" to turn the panel off", listen.addr))?;
-    let access = pwsync_web::Access::new(listen.token.clone(), listen.ingress_proxy);
+    let access = pwsync_web::Access::new(
+        listen.token.clone(),
+        listen.ingress_proxy,
+        listen.hosts.clone(),
+    );
+    // More descriptors for the daemon; the panel takes a quarter of them at most.
+    if let Err(e) = pwsync_web::server::raise_open_files() {
+        tracing::debug!("cannot raise the open files limit: {e}");
+    }
     let router = pwsync_web::router(std::sync::Arc::new(panel.clone()), access);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
