@@ -238,7 +238,14 @@ async fn empty_preferences_get_pwsync_meters_and_ha_reads_the_backfilled_energy_
     let mut live = env.clone();
     live.push(("PWSYNC_MQTT__URL", broker.url()));
     live.push(("PWSYNC_WEB__LISTEN", String::new()));
-    let mut serve = spawn_serve_with(&live, "5", "warn", std::process::Stdio::null());
+    let serve_log = tempfile::NamedTempFile::new().unwrap();
+    // Polls 20 s apart: HA expires a reading of the moment after three polls without one.
+    let mut serve = spawn_serve_with(
+        &live,
+        "20",
+        "info,pwsync=debug",
+        std::process::Stdio::from(serve_log.reopen().unwrap()),
+    );
     let within = std::time::Duration::from_secs(60);
     for id in [
         "sensor.powerwall_grid_power",
@@ -264,8 +271,9 @@ async fn empty_preferences_get_pwsync_meters_and_ha_reads_the_backfilled_energy_
         assert!(
             kinds.iter().all(|k| k == "statistics_not_defined")
                 && std::time::Instant::now() < deadline,
-            "energy/validate on HA {}: {verdict}",
-            ha.version()
+            "energy/validate on HA {}: {verdict}\nserve's log:\n{}",
+            ha.version(),
+            std::fs::read_to_string(serve_log.path()).unwrap_or_default()
         );
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
