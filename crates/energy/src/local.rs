@@ -5,10 +5,14 @@
 //! `[start of the day, start of the next day)`, so days tile the time line: 23, 24 or 25 hours
 //! long around DST changes, never overlapping and never leaving an hour out.
 //!
-//! A UTC hour belongs to the local day that contains its start. In zones with a half-hour offset
-//! (India, Adelaide) the hour straddling midnight therefore counts for the day it begins in.
+//! Where a zone's offset is not a whole number of hours (Adelaide, India, Nepal, Newfoundland,
+//! the Chatham Islands, Lord Howe's 30-minute DST) local midnight falls inside a UTC hour, so a
+//! local day is not a set of UTC hours. [`day_slice`] gives the longest slice of an hour that
+//! every local midnight of a range lies on (30 or 15 minutes there); energy integrated in those
+//! slices and grouped by [`group_by_local_day`] is cut at the exact local midnights. Grouping UTC
+//! hours instead gives the day HA's Energy dashboard shows: the hours that start in the local day.
 
-use crate::hourly::Bucket;
+use crate::hourly::Integration;
 use crate::HOUR;
 use chrono::{
     DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike,
@@ -170,38 +174,101 @@ pub fn month_range(year: i32, month: u32, tz: Tz) -> Result<(i64, i64), LocalErr
 
 /// Number of UTC hour starts in `[start, end)`: the hours a local period groups.
 pub fn hours_in(start: i64, end: i64) -> u32 {
-    let ceil = |t: i64| -crate::floor_hour(-t);
-    u32::try_from((ceil(end) - ceil(start)).max(0) / HOUR).unwrap_or(u32::MAX)
+    slices_in(start, end, HOUR)
 }
 
-/// Energy of one local day or month, from hourly buckets.
+/// Number of slice starts (multiples of `slice` seconds since the epoch) in `[start, end)`.
+pub fn slices_in(start: i64, end: i64, slice: i64) -> u32 {
+    let ceil = |t: i64| -crate::floor_to(-t, slice);
+    u32::try_from((ceil(end) - ceil(start)).max(0) / slice).unwrap_or(u32::MAX)
+}
+
+/// The longest slice, a divisor of an hour, on which every local midnight from `start`'s local
+/// day to the day after `end`'s lies (month starts are midnights too): 3600 s where midnight is
+/// on a UTC hour, 1800 s in Adelaide or India, 900 s in Nepal or the Chatham Islands, and less
+/// for the odd offsets of local mean time before standard time. Energy integrated in slices of
+/// this length is cut exactly at every local midnight, as UTC hours are cut at hour ends.
+pub fn day_slice(start: i64, end: i64, tz: Tz) -> i64 {
+    let (first, last) = (local_date(start, tz), local_date(end, tz));
+    let mut slice = HOUR;
+    let mut d = first;
+    while d <= last.succ_opt().unwrap_or(last) && slice > 1 {
+        slice = gcd(slice, local_day_range(d, tz).0.rem_euclid(HOUR));
+        match d.succ_opt() {
+            Some(n) => d = n,
+            None => break,
+        }
+    }
+    slice
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Energy of one local day or month, from slices (UTC hours, or the slices of [`day_slice`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LocalPeriod {
     /// The day, or the first day of the month.
     pub start: NaiveDate,
-    /// Energy of the hours present, Wh.
+    /// Energy of the slices present, Wh.
     pub wh: f64,
-    /// Every hour of the period is present and fully covered by data.
+    /// Every slice of the period is present and fully covered by data.
     pub complete: bool,
-    /// Hour buckets of the period present in the input.
-    pub hours: u32,
-    /// Of those, hours with any data. 0: the period has no data at all (before the first point,
-    /// after the last, or inside a gap): its energy is unknown, not 0.
-    pub hours_with_data: u32,
-    /// Hours the period has: 23, 24 or 25 for a day.
-    pub expected_hours: u32,
+    /// Length of one slice, seconds (the integration's bucket).
+    pub slice: i64,
+    /// Slices of the period present in the input.
+    pub slices: u32,
+    /// Of those, slices with any data. 0: the period has no data at all (before the first
+    /// point, after the last, or inside a gap): its energy is unknown, not 0.
+    pub slices_with_data: u32,
+    /// Slices the period has: 24 hours of them on most days, 23 or 25 hours on DST days, 23.5
+    /// or 24.5 on Lord Howe Island's.
+    pub expected_slices: u32,
+    /// Seconds of the period backed by data (not in a gap, not before the first point or after
+    /// the last).
+    pub covered: i64,
 }
 
-/// Group hourly buckets (UTC hours, as [`crate::integrate`] returns them) by local day. Periods
-/// at the edge of the input are reported with the hours they have and `complete: false`.
-pub fn group_by_local_day(buckets: &[Bucket], tz: Tz) -> Vec<LocalPeriod> {
-    group(buckets, tz, |d| d, |d| local_day_range(d, tz))
+impl LocalPeriod {
+    fn hours_of(&self, slices: u32) -> f64 {
+        f64::from(slices) * self.slice as f64 / HOUR as f64
+    }
+    /// Hours of the period inside the input.
+    pub fn hours(&self) -> f64 {
+        self.hours_of(self.slices)
+    }
+    /// Hours of the period's slices with any data.
+    pub fn hours_with_data(&self) -> f64 {
+        self.hours_of(self.slices_with_data)
+    }
+    /// The period's length in hours (of its slices: for UTC hours, the hours starting in it).
+    pub fn expected_hours(&self) -> f64 {
+        self.hours_of(self.expected_slices)
+    }
+    /// Seconds of the period without data: in gaps, before the first point, after the last.
+    pub fn seconds_without_data(&self) -> i64 {
+        i64::from(self.expected_slices) * self.slice - self.covered
+    }
 }
 
-/// Group hourly buckets by local calendar month; `start` is the month's first day.
-pub fn group_by_local_month(buckets: &[Bucket], tz: Tz) -> Vec<LocalPeriod> {
+/// Group an integration's slices by local day; a slice belongs to the day its start is in.
+/// With slices of [`day_slice`] (or any slice that divides every local midnight) this is the
+/// exact local day. With UTC hours in a zone whose midnight falls mid-hour it is the day of
+/// HA's long-term statistics: the 24 hours that start in it (from 00:30 to 00:30 in Adelaide).
+/// Periods at the edge of the input are reported with the slices they have and `complete: false`.
+pub fn group_by_local_day(integ: &Integration, tz: Tz) -> Vec<LocalPeriod> {
+    group(integ, tz, |d| d, |d| local_day_range(d, tz))
+}
+
+/// Group an integration's slices by local calendar month; `start` is the month's first day.
+pub fn group_by_local_month(integ: &Integration, tz: Tz) -> Vec<LocalPeriod> {
     group(
-        buckets,
+        integ,
         tz,
         |d| d.with_day(1).expect("day 1 exists"),
         |d| month_range(d.year(), d.month(), tz).expect("month of a valid date"),
@@ -209,34 +276,49 @@ pub fn group_by_local_month(buckets: &[Bucket], tz: Tz) -> Vec<LocalPeriod> {
 }
 
 fn group(
-    buckets: &[Bucket],
+    integ: &Integration,
     tz: Tz,
     key: impl Fn(NaiveDate) -> NaiveDate,
     range: impl Fn(NaiveDate) -> (i64, i64),
 ) -> Vec<LocalPeriod> {
-    let mut acc: BTreeMap<NaiveDate, (f64, u32, u32, bool)> = BTreeMap::new();
-    for b in buckets {
-        let e = acc
-            .entry(key(local_date(b.start, tz)))
-            .or_insert((0.0, 0, 0, true));
+    let slice = integ.bucket;
+    let mut acc: BTreeMap<NaiveDate, (f64, u32, u32, bool, i64)> = BTreeMap::new();
+    // Consecutive slices mostly share a day: look the day up once per day, not per slice.
+    let mut day: Option<(NaiveDate, i64, i64)> = None;
+    for b in &integ.buckets {
+        let d = match day {
+            Some((d, s, e)) if b.start >= s && b.start < e => d,
+            _ => {
+                let d = local_date(b.start, tz);
+                let (s, e) = local_day_range(d, tz);
+                day = Some((d, s, e));
+                d
+            }
+        };
+        let e = acc.entry(key(d)).or_insert((0.0, 0, 0, true, 0));
         e.0 += b.wh;
         e.1 += 1;
         e.2 += u32::from(b.covered > 0);
-        e.3 &= b.covered >= HOUR;
+        e.3 &= b.covered >= slice;
+        e.4 += b.covered;
     }
     acc.into_iter()
-        .map(|(start, (wh, hours, hours_with_data, all_covered))| {
-            let (s, e) = range(start);
-            let expected_hours = hours_in(s, e);
-            LocalPeriod {
-                start,
-                wh,
-                complete: all_covered && hours == expected_hours,
-                hours,
-                hours_with_data,
-                expected_hours,
-            }
-        })
+        .map(
+            |(start, (wh, slices, slices_with_data, all_covered, covered))| {
+                let (s, e) = range(start);
+                let expected_slices = slices_in(s, e, slice);
+                LocalPeriod {
+                    start,
+                    wh,
+                    complete: all_covered && slices == expected_slices,
+                    slice,
+                    slices,
+                    slices_with_data,
+                    expected_slices,
+                    covered,
+                }
+            },
+        )
         .collect()
 }
 
@@ -301,6 +383,7 @@ impl fmt::Display for HourRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{floor_hour, Bucket};
     use chrono_tz::America::Los_Angeles;
     use chrono_tz::Europe::Berlin;
 
@@ -471,28 +554,155 @@ mod tests {
         );
     }
 
+    fn hours_of(from: i64, to: i64, slice: i64, wh: f64) -> Integration {
+        Integration {
+            bucket: slice,
+            buckets: (from..to)
+                .step_by(slice as usize)
+                .map(|t| Bucket {
+                    start: t,
+                    wh,
+                    covered: slice,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn grouping_counts_dst_hours() {
         let (s, e) = local_day_range(d("2025-10-26"), Berlin);
-        let buckets: Vec<Bucket> = (s - 2 * HOUR..e + HOUR)
-            .step_by(HOUR as usize)
-            .map(|t| Bucket {
-                start: t,
-                wh: 1.0,
-                covered: HOUR,
-            })
-            .collect();
-        let days = group_by_local_day(&buckets, Berlin);
+        let hours = hours_of(s - 2 * HOUR, e + HOUR, HOUR, 1.0);
+        let days = group_by_local_day(&hours, Berlin);
         assert_eq!(days.len(), 3);
         assert_eq!(days[1].start, d("2025-10-26"));
-        assert_eq!((days[1].hours, days[1].expected_hours), (25, 25));
+        assert_eq!((days[1].slices, days[1].expected_slices), (25, 25));
+        assert_eq!(days[1].expected_hours(), 25.0);
         assert!(days[1].complete);
         assert!((days[1].wh - 25.0).abs() < 1e-12);
         assert!(!days[0].complete && !days[2].complete);
-        let months = group_by_local_month(&buckets, Berlin);
+        let months = group_by_local_month(&hours, Berlin);
         assert_eq!(months.len(), 1);
         assert_eq!(months[0].start, d("2025-10-01"));
-        assert_eq!(months[0].expected_hours, 31 * 24 + 1);
+        assert_eq!(months[0].expected_slices, 31 * 24 + 1);
         assert!(!months[0].complete);
+    }
+
+    fn tz(name: &str) -> Tz {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn the_day_slice_is_the_longest_that_every_midnight_lies_on() {
+        let at = |zone: &str, from: &str, to: &str| {
+            let tz = tz(zone);
+            day_slice(
+                local_day_range(d(from), tz).0,
+                local_day_range(d(to), tz).1,
+                tz,
+            )
+        };
+        assert_eq!(at("America/Los_Angeles", "2025-01-01", "2025-12-31"), HOUR);
+        assert_eq!(at("UTC", "2025-01-01", "2025-01-01"), HOUR);
+        assert_eq!(at("Australia/Adelaide", "2025-01-01", "2025-12-31"), 1800);
+        assert_eq!(at("Asia/Kolkata", "2025-06-01", "2025-06-01"), 1800);
+        assert_eq!(at("America/St_Johns", "2025-01-01", "2025-12-31"), 1800);
+        assert_eq!(at("Asia/Kathmandu", "2025-01-01", "2025-01-02"), 900);
+        assert_eq!(at("Pacific/Chatham", "2025-01-01", "2025-12-31"), 900);
+        assert_eq!(at("Australia/Eucla", "2025-01-01", "2025-01-31"), 900);
+        // Lord Howe: +11 in summer (midnight on the hour), +10:30 in winter.
+        assert_eq!(at("Australia/Lord_Howe", "2025-01-01", "2025-01-31"), HOUR);
+        assert_eq!(at("Australia/Lord_Howe", "2025-04-01", "2025-04-30"), 1800);
+        // Liberia kept −00:44:30 until 1972: midnight at 00:44:30 UTC.
+        assert_eq!(at("Africa/Monrovia", "1971-01-01", "1971-01-02"), 30);
+    }
+
+    #[test]
+    fn half_hour_slices_cut_adelaides_day_at_its_midnight() {
+        let tz = tz("Australia/Adelaide");
+        // 2025-04-06: Adelaide falls back from +10:30 to +9:30, a 25-hour day.
+        let (s, e) = local_day_range(d("2025-04-06"), tz);
+        assert_eq!(s, 1_743_859_800); // 2025-04-05T13:30:00Z
+        assert_eq!(e - s, 25 * HOUR);
+        let slices = hours_of(s - 3 * HOUR, e + 3 * HOUR, 1800, 1.0);
+        let days = group_by_local_day(&slices, tz);
+        let day = days.iter().find(|p| p.start == d("2025-04-06")).unwrap();
+        assert!(day.complete);
+        assert_eq!(day.expected_hours(), 25.0);
+        assert!((day.wh - 50.0).abs() < 1e-12);
+        // UTC hours grouped the same way are HA's day: 25 hours from 00:30 to 00:30.
+        let hours = hours_of(floor_hour(s) - 3 * HOUR, e + 3 * HOUR, HOUR, 1.0);
+        let ha = group_by_local_day(&hours, tz);
+        let ha_day = ha.iter().find(|p| p.start == d("2025-04-06")).unwrap();
+        assert_eq!(ha_day.expected_slices, 25);
+        assert!(ha_day.complete);
+    }
+
+    #[test]
+    fn lord_howes_days_are_23_and_a_half_and_24_and_a_half_hours() {
+        let tz = tz("Australia/Lord_Howe");
+        let len = |s: &str| {
+            let (a, b) = local_day_range(d(s), tz);
+            b - a
+        };
+        // DST ends 2025-04-06 (02:00 +11 → 01:30 +10:30), starts 2025-10-05 (02:00 → 02:30).
+        assert_eq!(len("2025-04-06"), 24 * HOUR + 1800);
+        assert_eq!(len("2025-10-05"), 23 * HOUR + 1800);
+        let (s, e) = (
+            local_day_range(d("2025-10-04"), tz).0,
+            local_day_range(d("2025-10-06"), tz).1,
+        );
+        let slice = day_slice(s, e, tz);
+        assert_eq!(slice, 1800);
+        let days = group_by_local_day(&hours_of(s, e, slice, 1.0), tz);
+        let hours: Vec<f64> = days.iter().map(LocalPeriod::expected_hours).collect();
+        assert_eq!(hours, vec![24.0, 23.5, 24.0]);
+        assert!(days.iter().all(|p| p.complete));
+    }
+
+    #[test]
+    fn the_daily_time_in_zones_with_half_hour_offsets_and_shifts() {
+        let at = chrono::NaiveTime::from_hms_opt(3, 30, 0).unwrap();
+        let local = |zone: &str, s: &str| {
+            let l = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+            first_instant_at_or_after(l, tz(zone))
+        };
+        for zone in [
+            "Australia/Adelaide",
+            "Asia/Kathmandu",
+            "America/St_Johns",
+            "Pacific/Chatham",
+            "Australia/Lord_Howe",
+        ] {
+            let t = next_local_time(local(zone, "2025-06-01 12:00:00"), at, tz(zone));
+            let shown = utc(t).with_timezone(&tz(zone));
+            assert_eq!(shown.time(), at, "{zone}");
+            assert_eq!(shown.date_naive(), d("2025-06-02"), "{zone}");
+        }
+        // 2025-06-02 03:30 in Kathmandu (+05:45) is 21:45 UTC the day before.
+        let t = next_local_time(
+            local("Asia/Kathmandu", "2025-06-01 12:00:00"),
+            at,
+            tz("Asia/Kathmandu"),
+        );
+        assert_eq!(t, 1_748_814_300);
+        // On Lord Howe 02:00 to 02:30 is skipped on 2025-10-05: 02:15 runs at the jump, once.
+        let lh = "Australia/Lord_Howe";
+        let at = chrono::NaiveTime::from_hms_opt(2, 15, 0).unwrap();
+        let jump = next_local_time(local(lh, "2025-10-04 12:00:00"), at, tz(lh));
+        assert_eq!(jump, local(lh, "2025-10-05 02:30:00"));
+        assert_eq!(jump, 1_759_591_800); // 2025-10-04T15:30:00Z
+        assert_eq!(
+            next_local_time(jump, at, tz(lh)),
+            local(lh, "2025-10-06 02:15:00")
+        );
+        // 01:45 happens twice on 2025-04-06 (01:30 to 02:00 repeats): the first one only.
+        let at = chrono::NaiveTime::from_hms_opt(1, 45, 0).unwrap();
+        let first = next_local_time(local(lh, "2025-04-05 12:00:00"), at, tz(lh));
+        assert_eq!(first, 1_743_864_300); // 2025-04-05T14:45:00Z = 01:45 +11
+        assert_eq!(
+            next_local_time(first, at, tz(lh)),
+            local(lh, "2025-04-07 01:45:00")
+        );
     }
 }

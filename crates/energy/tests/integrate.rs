@@ -144,11 +144,11 @@ proptest! {
         let hours = ((b - a) / HOUR) as usize;
         prop_assert!([23, 24, 25].contains(&hours));
         prop_assert_eq!(r.buckets.len(), hours);
-        let days = group_by_local_day(&r.buckets, tz);
+        let days = group_by_local_day(&r, tz);
         prop_assert_eq!(days.len(), 1);
         prop_assert_eq!(days[0].start, date);
         prop_assert!(days[0].complete);
-        prop_assert_eq!(days[0].hours as usize, hours);
+        prop_assert_eq!(days[0].slices as usize, hours);
         prop_assert!(close(days[0].wh, watts * hours as f64, 1e-12));
     }
 }

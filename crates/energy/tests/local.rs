@@ -8,7 +8,7 @@ use pwsync_energy::local::{
     group_by_local_day, group_by_local_month, hours_in, local_date, local_day_range, month_range,
     HourRange,
 };
-use pwsync_energy::{floor_hour, Bucket, HOUR};
+use pwsync_energy::{floor_hour, Bucket, Integration, HOUR};
 
 const DST_ZONES: [&str; 3] = ["America/Los_Angeles", "Europe/Berlin", "Australia/Sydney"];
 /// Zones with odd offsets and odd DST: half hours, a 30-minute DST shift, southern hemisphere,
@@ -135,17 +135,18 @@ proptest! {
             covered: if full { HOUR } else { 1800 },
         }).collect();
         let total: f64 = buckets.iter().map(|b| b.wh).sum();
-        for periods in [group_by_local_day(&buckets, tz), group_by_local_month(&buckets, tz)] {
-            prop_assert_eq!(periods.iter().map(|p| p.hours as usize).sum::<usize>(), buckets.len());
+        let hours = Integration { bucket: HOUR, buckets: buckets.clone(), ..Default::default() };
+        for periods in [group_by_local_day(&hours, tz), group_by_local_month(&hours, tz)] {
+            prop_assert_eq!(periods.iter().map(|p| p.slices as usize).sum::<usize>(), buckets.len());
             prop_assert!((periods.iter().map(|p| p.wh).sum::<f64>() - total).abs() < 1e-6);
             for (i, p) in periods.iter().enumerate() {
-                prop_assert!(p.hours <= p.expected_hours);
+                prop_assert!(p.slices <= p.expected_slices);
                 let interior = i > 0 && i + 1 < periods.len();
                 if interior {
-                    prop_assert_eq!(p.hours, p.expected_hours, "interior period {} is whole", p.start);
+                    prop_assert_eq!(p.slices, p.expected_slices, "interior period {} is whole", p.start);
                 }
                 if p.complete {
-                    prop_assert_eq!(p.hours, p.expected_hours);
+                    prop_assert_eq!(p.slices, p.expected_slices);
                 }
             }
             for w in periods.windows(2) {
@@ -153,12 +154,12 @@ proptest! {
             }
         }
         let days: Vec<NaiveDate> = buckets.iter().map(|b| local_date(b.start, tz)).collect();
-        for p in group_by_local_day(&buckets, tz) {
+        for p in group_by_local_day(&hours, tz) {
             let (s, e) = local_day_range(p.start, tz);
-            prop_assert_eq!(p.expected_hours, hours_in(s, e));
+            prop_assert_eq!(p.expected_slices, hours_in(s, e));
             let mine: Vec<&Bucket> = buckets.iter().zip(&days).filter(|(_, d)| **d == p.start).map(|(b, _)| b).collect();
-            prop_assert_eq!(mine.len(), p.hours as usize);
-            let whole = mine.len() as u32 == p.expected_hours && mine.iter().all(|b| b.covered == HOUR);
+            prop_assert_eq!(mine.len(), p.slices as usize);
+            let whole = mine.len() as u32 == p.expected_slices && mine.iter().all(|b| b.covered == HOUR);
             prop_assert_eq!(p.complete, whole, "day {}", p.start);
         }
     }

@@ -2,6 +2,8 @@
 
 use crate::{FieldMap, InfluxClient, InfluxError};
 use async_trait::async_trait;
+use chrono_tz::Tz;
+use pwsync_energy::local::day_slice;
 use pwsync_energy::{Field, Integration, HOUR};
 use pwsync_store::EnergySource;
 use std::collections::BTreeMap;
@@ -23,6 +25,22 @@ impl InfluxSource {
     ) -> Result<BTreeMap<Field, Integration>, InfluxError> {
         self.client
             .energy(&self.map, fields, start, end, HOUR, self.gap_limit)
+            .await
+    }
+
+    /// Energy per field over `[start, end)` in slices that every local midnight of `tz` in the
+    /// range lies on ([`day_slice`]: hours, or 30 or 15 minutes where midnight falls inside a
+    /// UTC hour), for grouping by local day or month cut at the exact midnights.
+    pub async fn local_slices(
+        &self,
+        fields: &[Field],
+        start: i64,
+        end: i64,
+        tz: Tz,
+    ) -> Result<BTreeMap<Field, Integration>, InfluxError> {
+        let slice = day_slice(start, end, tz);
+        self.client
+            .energy(&self.map, fields, start, end, slice, self.gap_limit)
             .await
     }
 }

@@ -127,6 +127,13 @@ pub fn history(v: &HistoryView, csrf: &str) -> Markup {
                     p { "The Jobs page repairs them: a dry run first, then Apply." }
                 }
                 div.chart { (PreEscaped(&c.chart_svg)) }
+                // Where local midnight is mid-hour (Adelaide, India, Nepal) HA's day is not the
+                // local day: say which one the chart shows.
+                p.muted #chart-days {
+                    "Days as HA's Energy dashboard counts them: the UTC hours that start in each \
+                     local day (from 00:30 to 00:30 where the zone's offset has a half hour). \
+                     pwsync energy shows days from local midnight to midnight."
+                }
             }
         }
     };

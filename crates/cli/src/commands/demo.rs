@@ -64,7 +64,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     print_periods("month", &monthly(&energy, tz), &Field::ALL);
     let dst: Vec<_> = super::energy::periods(&energy, tz, group_by_local_day)
         .into_iter()
-        .filter(|d| d.expected_hours != 24)
+        .filter(|d| d.expected_hours != 24.0)
         .collect();
     print_periods("day (DST changes: 23 and 25 hours)", &dst, &Field::ALL);
     print_gaps(&gap_rows(&energy, tz), tz);

@@ -1,5 +1,6 @@
 //! `pwsync energy`: kWh per field per local day, and the gaps: the first check that pwsync
-//! reads a user's data right.
+//! reads a user's data right. Days are cut at the exact local midnight, also where it falls
+//! inside a UTC hour (Adelaide, India, Nepal, Newfoundland).
 
 use crate::config::Config;
 use crate::output::{kwh, table};
@@ -32,12 +33,19 @@ pub struct EnergyArgs {
 #[derive(Serialize)]
 pub struct PeriodRow {
     pub date: NaiveDate,
-    pub hours: u32,
+    #[serde(serialize_with = "hours")]
+    pub hours: f64,
     /// Hours with any data (of any field); 0 for a day before the first InfluxDB point or
     /// after the last.
-    pub hours_with_data: u32,
-    pub expected_hours: u32,
+    #[serde(serialize_with = "hours")]
+    pub hours_with_data: f64,
+    /// The period's length: 24, 23 or 25 on DST days, 23.5 or 24.5 on Lord Howe Island's.
+    #[serde(serialize_with = "hours")]
+    pub expected_hours: f64,
     pub complete: bool,
+    /// Minutes of the period without data (of any field): in gaps, cut at local midnight, or
+    /// before the first point or after the last.
+    pub minutes_without_data: f64,
     /// `None` (JSON `null`): the field has no data in the period, its energy is unknown.
     pub kwh: BTreeMap<Field, Option<f64>>,
 }
@@ -56,6 +64,15 @@ pub struct EnergyReport {
     pub end: NaiveDate,
     pub days: Vec<PeriodRow>,
     pub gaps: Vec<GapRow>,
+}
+
+/// Whole hours as JSON integers (24, not 24.0), half hours as they are (23.5).
+fn hours<S: serde::Serializer>(h: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if h.fract() == 0.0 && h.abs() < 1e15 {
+        s.serialize_i64(*h as i64)
+    } else {
+        s.serialize_f64(*h)
+    }
 }
 
 pub fn dates(start: &str, end: &str) -> Result<(NaiveDate, NaiveDate)> {
@@ -77,7 +94,7 @@ pub async fn run(args: EnergyArgs, cfg: &Config) -> Result<()> {
     let source = crate::source::from_config(cfg)?;
     source.client.check_source(&source.map, &fields).await?;
     let (start, end) = (local_day_range(s, tz).0, local_day_range(e, tz).1);
-    let energy = source.hourly(&fields, start, end).await?;
+    let energy = source.local_slices(&fields, start, end, tz).await?;
     let report = EnergyReport {
         time_zone: tz.name().to_string(),
         start: s,
@@ -94,26 +111,30 @@ pub async fn run(args: EnergyArgs, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Rows of local periods with every field's kWh side by side.
+/// Rows of local periods with every field's kWh side by side. Exact local periods need energy
+/// in slices every local midnight lies on (`InfluxSource::local_slices`).
 pub fn periods(
     energy: &BTreeMap<Field, Integration>,
     tz: Tz,
-    group: fn(&[pwsync_energy::Bucket], Tz) -> Vec<LocalPeriod>,
+    group: fn(&Integration, Tz) -> Vec<LocalPeriod>,
 ) -> Vec<PeriodRow> {
     let mut rows: BTreeMap<NaiveDate, PeriodRow> = BTreeMap::new();
     for (field, integ) in energy {
-        for p in group(&integ.buckets, tz) {
+        for p in group(integ, tz) {
             let row = rows.entry(p.start).or_insert_with(|| PeriodRow {
                 date: p.start,
-                hours: p.hours,
-                hours_with_data: 0,
-                expected_hours: p.expected_hours,
+                hours: p.hours(),
+                hours_with_data: 0.0,
+                expected_hours: p.expected_hours(),
                 complete: true,
+                minutes_without_data: 0.0,
                 kwh: BTreeMap::new(),
             });
             row.complete &= p.complete;
-            row.hours_with_data = row.hours_with_data.max(p.hours_with_data);
-            let known = p.hours_with_data > 0;
+            let missing = p.seconds_without_data() as f64 / 60.0;
+            row.minutes_without_data = row.minutes_without_data.max(missing);
+            row.hours_with_data = row.hours_with_data.max(p.hours_with_data());
+            let known = p.slices_with_data > 0;
             row.kwh.insert(*field, known.then_some(p.wh / 1000.0));
         }
     }
@@ -171,16 +192,16 @@ pub fn print_periods(what: &str, rows: &[PeriodRow], fields: &[Field]) {
         );
         cells.push(if r.complete {
             "yes".into()
-        } else if r.hours_with_data == 0 {
+        } else if r.hours_with_data == 0.0 {
             NO_DATA.into()
         } else {
-            "gap".into()
+            format!("gap {:.0} min", r.minutes_without_data)
         });
         t.add_row(cells);
     }
     println!("Energy per local {what}, kWh");
     println!("{t}");
-    let empty = rows.iter().filter(|r| r.hours_with_data == 0).count();
+    let empty = rows.iter().filter(|r| r.hours_with_data == 0.0).count();
     if empty > 0 {
         println!(
             "{empty} {what}(s) without any InfluxDB data (before its first point or after its last): energy unknown, not 0"

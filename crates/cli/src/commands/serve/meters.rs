@@ -6,13 +6,16 @@ use crate::source::Source;
 use anyhow::{Context, Result};
 use chrono_tz::Tz;
 use pwsync_energy::live::LiveMeter;
-use pwsync_energy::local::{local_date, local_day_range, month_range};
+use pwsync_energy::local::{day_slice, local_date, local_day_range, month_range};
 use pwsync_energy::{floor_hour, floor_to, Field, HOUR};
 use pwsync_influx::LiveWindow;
 use std::collections::BTreeMap;
 
-/// Period starts (local midnights, month starts) are on quarter hours in every zone.
+/// The meters start on a quarter hour, settled minutes before now.
 const QUARTER: i64 = 15 * 60;
+/// A period whose start came after the meters' anchor: the first poll's samples open it (see
+/// [`roll_periods`]), at the exact instant.
+const OPENED_BY_FIRST_POLL: i64 = i64::MIN;
 
 /// A period total: where it starts and the meter there.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +67,10 @@ pub(super) async fn start_meters(source: &Source, live: &mut Live, now: i64) -> 
     let anchor = floor_to(now - SETTLE, QUARTER).max(meter_start);
     let day = local_day_range(local_date(now, live.tz), live.tz).0;
     let month = month_start(now, live.tz);
-    // [meter_start, month) by hours, then [month, anchor) by quarters for the day start.
+    // [meter_start, month) by hours, then [month, anchor) in slices that local midnight lies
+    // on (30 or 15 minutes where it falls inside a UTC hour), for the meter at the day start.
     let split = month.clamp(meter_start, anchor);
+    let slice = day_slice(split, anchor, live.tz);
     let before = source.client.energy(
         &source.map,
         &Field::ALL,
@@ -79,7 +84,7 @@ pub(super) async fn start_meters(source: &Source, live: &mut Live, now: i64) -> 
         &Field::ALL,
         split,
         anchor,
-        QUARTER,
+        slice,
         source.gap_limit,
     );
     let (before, recent) = tokio::try_join!(
@@ -128,10 +133,20 @@ pub(super) async fn start_meters(source: &Source, live: &mut Live, now: i64) -> 
             m.hold_at_least(*v);
         }
         meters.insert(f, m);
+        // A day or month that began after the anchor (serve started just after midnight) is
+        // opened by the first poll, from its samples: the meter at the anchor would count the
+        // minutes before midnight into today.
+        let opened = |start: i64| {
+            if start > anchor {
+                OPENED_BY_FIRST_POLL
+            } else {
+                start
+            }
+        };
         live.month.insert(
             f,
             Period {
-                start: month,
+                start: opened(month),
                 meter_at_start: if month <= meter_start {
                     0.0
                 } else {
@@ -142,7 +157,7 @@ pub(super) async fn start_meters(source: &Source, live: &mut Live, now: i64) -> 
         live.today.insert(
             f,
             Period {
-                start: day,
+                start: opened(day),
                 meter_at_start: if day <= meter_start {
                     0.0
                 } else {
@@ -163,7 +178,8 @@ fn month_start(t: i64, tz: Tz) -> i64 {
         .unwrap_or_else(|_| local_day_range(d, tz).0)
 }
 
-/// A new local day or month since the last poll: its meter reading from this poll's samples.
+/// A new local day or month since the last poll: its meter reading from this poll's samples,
+/// at the exact local midnight (also where it falls inside a UTC hour).
 pub(super) fn roll_periods(live: &mut Live, window: &LiveWindow, now: i64) {
     let day = local_day_range(local_date(now, live.tz), live.tz).0;
     let month = month_start(now, live.tz);
@@ -190,6 +206,103 @@ pub(super) fn roll_periods(live: &mut Live, window: &LiveWindow, now: i64) {
                     meter_at_start: at(month),
                 },
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pwsync_energy::live::LiveMeter;
+    use pwsync_energy::Sample;
+
+    /// 2025-06-02T00:00 in Adelaide (+09:30) is 2025-06-01T14:30Z, mid-hour.
+    const MIDNIGHT: i64 = 1_748_788_200;
+
+    fn adelaide() -> Tz {
+        "Australia/Adelaide".parse().unwrap()
+    }
+
+    /// 1 kW every minute from `from` to `to`.
+    fn window(from: i64, to: i64) -> LiveWindow {
+        let kw: Vec<Sample> = (from..=to)
+            .step_by(60)
+            .map(|t| Sample::new(t, 1000.0))
+            .collect();
+        LiveWindow {
+            power: vec![kw; Field::ALL.len()],
+            ..LiveWindow::default()
+        }
+    }
+
+    fn live_anchored_at(anchor: i64, base: f64, today: i64, month: i64) -> Live {
+        let mut live = Live::new(BTreeMap::new(), adelaide(), 300);
+        live.meters = Some(
+            Field::ALL
+                .iter()
+                .map(|f| (*f, LiveMeter::new(anchor, base)))
+                .collect(),
+        );
+        for f in Field::ALL {
+            let p = |start| Period {
+                start,
+                meter_at_start: 0.0,
+            };
+            live.today.insert(f, p(today));
+            live.month.insert(f, p(month));
+        }
+        live
+    }
+
+    #[test]
+    fn a_day_rolls_at_the_exact_local_midnight_in_a_half_hour_zone() {
+        assert_eq!(
+            local_day_range(local_date(MIDNIGHT, adelaide()), adelaide()).0,
+            MIDNIGHT
+        );
+        // Anchored at 14:00Z (23:30 local), base 100 kWh; polled at 14:40Z (00:10 local).
+        let anchor = MIDNIGHT - 1800;
+        let june = month_start(MIDNIGHT, adelaide());
+        assert_eq!(june, MIDNIGHT - 86_400);
+        let mut live = live_anchored_at(anchor, 100.0, MIDNIGHT - 86_400, june);
+        roll_periods(
+            &mut live,
+            &window(anchor - 300, MIDNIGHT + 600),
+            MIDNIGHT + 600,
+        );
+        for f in Field::ALL {
+            let today = live.today[&f];
+            assert_eq!(today.start, MIDNIGHT, "{f:?}");
+            // Half an hour at 1 kW since the anchor: 0.5 kWh, to the second at 00:00 local.
+            assert!((today.meter_at_start - 100.5).abs() < 1e-9, "{today:?}");
+            // June is not a new month: that period stays as it was.
+            assert_eq!(live.month[&f].start, june);
+        }
+    }
+
+    #[test]
+    fn a_period_opened_by_the_first_poll_starts_at_midnight_not_at_the_anchor() {
+        // 2025-07-01T00:00 in Adelaide: a new month and day, 10 minutes before serve's start.
+        let midnight = local_day_range(
+            chrono::NaiveDate::from_ymd_opt(2025, 7, 1).unwrap(),
+            adelaide(),
+        )
+        .0;
+        assert_eq!(month_start(midnight + 600, adelaide()), midnight);
+        let anchor = floor_to(midnight + 600 - super::SETTLE, QUARTER);
+        assert!(anchor < midnight);
+        let mut live = live_anchored_at(anchor, 7.0, OPENED_BY_FIRST_POLL, OPENED_BY_FIRST_POLL);
+        roll_periods(
+            &mut live,
+            &window(anchor - 300, midnight + 600),
+            midnight + 600,
+        );
+        let expected = 7.0 + (midnight - anchor) as f64 / 3600.0;
+        for f in Field::ALL {
+            for p in [live.today[&f], live.month[&f]] {
+                assert_eq!(p.start, midnight);
+                assert!((p.meter_at_start - expected).abs() < 1e-9, "{p:?}");
+            }
         }
     }
 }

@@ -1,11 +1,12 @@
 //! One poll: one InfluxDB request, the meters extended by its tail, the states published (or
 //! `offline` on an error, never a 0).
 
-use super::meters::{roll_periods, start_meters, Live};
+use super::meters::{roll_periods, start_meters, Live, Period};
 use super::{now, MARKS_KEPT, SETTLE};
 use crate::source::Source;
 use anyhow::Result;
 use chrono::TimeZone;
+use chrono_tz::Tz;
 use pwsync_energy::live::{app_battery_level, battery_state, grid_state, island_status, LiveMeter};
 use pwsync_energy::meter::format_reading;
 use pwsync_energy::{floor_hour, Field, Sample, HOUR};
@@ -86,21 +87,26 @@ async fn poll_values(source: &Source, live: &mut Live) -> Result<BTreeMap<String
         let kwh = m.update(samples, gap, now - SETTLE);
         out.insert(f.sensor_key().to_string(), format_reading(kwh));
         for (suffix, p) in [("today", live.today[&f]), ("this_month", live.month[&f])] {
-            let value = (kwh - p.meter_at_start).max(0.0);
-            let reset = tz
-                .timestamp_opt(p.start, 0)
-                .single()
-                .map(|d| d.to_rfc3339())
-                .unwrap_or_default();
             out.insert(
                 format!("{}_{suffix}", f.sensor_key()),
-                serde_json::json!({"value": (value * 1e6).round() / 1e6, "last_reset": reset})
-                    .to_string(),
+                period_state(kwh, p, tz),
             );
         }
     }
     instant_states(&window, now, &mut out);
     Ok(out)
+}
+
+/// A period total's state: the energy since the period's start, and `last_reset` at that start
+/// in HA's zone with its offset (local midnight, e.g. `2025-06-02T00:00:00+09:30` in Adelaide).
+fn period_state(kwh: f64, p: Period, tz: Tz) -> String {
+    let value = (kwh - p.meter_at_start).max(0.0);
+    let reset = tz
+        .timestamp_opt(p.start, 0)
+        .single()
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_default();
+    serde_json::json!({"value": (value * 1e6).round() / 1e6, "last_reset": reset}).to_string()
 }
 
 /// Power, battery and grid sensors from the newest samples (skipped when they are stale).
@@ -160,6 +166,31 @@ fn hour_boundaries(anchor: i64, newest: i64) -> impl Iterator<Item = i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_total_resets_at_local_midnight_with_the_zones_offset() {
+        let p = Period {
+            start: 1_748_788_200, // 2025-06-02T00:00 in Adelaide, 14:30 UTC
+            meter_at_start: 100.25,
+        };
+        for (zone, reset) in [
+            ("Australia/Adelaide", "2025-06-02T00:00:00+09:30"),
+            ("Asia/Kathmandu", "2025-06-01T20:15:00+05:45"),
+        ] {
+            let v: serde_json::Value =
+                serde_json::from_str(&period_state(101.5, p, zone.parse().unwrap())).unwrap();
+            assert_eq!(v["last_reset"], reset, "{zone}");
+            assert_eq!(v["value"], 1.25);
+        }
+        // A meter that reads below the period's start (an InfluxDB revision) shows 0, never less.
+        let v: serde_json::Value = serde_json::from_str(&period_state(
+            100.0,
+            p,
+            "Australia/Adelaide".parse().unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(v["value"], 0.0);
+    }
 
     #[test]
     fn an_anchor_on_the_hour_has_its_own_mark() {
