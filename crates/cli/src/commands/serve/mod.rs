@@ -247,7 +247,7 @@ fn now() -> i64 {
 fn mqtt_settings(cfg: &Config, topics: &Topics) -> MqttSettings {
     crate::broker::settings(
         cfg,
-        cfg.mqtt.client_id.clone(),
+        None,
         Some((topics.availability(), "offline".into())),
         Duration::from_secs(10),
     )
