@@ -51,8 +51,10 @@ mod tests {
 
     #[test]
     fn the_default_client_id_is_unique_and_a_configured_one_is_kept() {
-        let mut cfg = Config::default();
-        cfg.site = "cabin".into();
+        let mut cfg = Config {
+            site: "cabin".into(),
+            ..Config::default()
+        };
         let t = Duration::from_secs(1);
         let (a, b) = (settings(&cfg, None, None, t), settings(&cfg, None, None, t));
         assert!(a.client_id.starts_with("pwsync-cabin-"), "{}", a.client_id);
