@@ -26,7 +26,7 @@ struct Cli {
     /// Configuration file (default: ./pwsync.toml if present).
     #[arg(long, global = true, env = "PWSYNC_CONFIG")]
     config: Option<PathBuf>,
-    /// More detail: -v info (serve's default), -vv debug, -vvv trace (logs go to stderr).
+    /// More detail: -v info (the default of the serve daemon), -vv debug, -vvv trace (logs go to stderr).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Run as a Home Assistant add-on: options from /data/options.json, the broker from the
@@ -41,8 +41,9 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon's log is what `docker logs` and the add-on's Log tab show: at its default
-    // level it says that it connected, what it published and which jobs ran.
-    let daemon = matches!(cli.command, commands::Command::Serve(_));
+    // level it says that it connected, what it published and which jobs ran. `serve --once`
+    // (from cron, whose mail is any output) stays quiet but for warnings and errors.
+    let daemon = matches!(&cli.command, commands::Command::Serve(a) if !a.once && !a.uninstall);
     init_logging(cli.verbose.max(u8::from(daemon)));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
