@@ -1544,3 +1544,50 @@ async fn serve_once_beside_a_daemon_does_not_take_its_connection() {
         short_log(&text)
     );
 }
+
+/// Issue #25, item 6: colour codes only on a terminal (`script` gives serve one), and not with
+/// `NO_COLOR`; a pipe (`docker logs`, a file) gets none.
+#[tokio::test(flavor = "multi_thread")]
+async fn warnings_are_coloured_only_on_a_terminal_without_no_color() {
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start().unwrap();
+    // HA and InfluxDB down: a warning (HA not reachable), then the poll's error.
+    let env = [
+        ("PWSYNC_MQTT__URL", broker.url()),
+        ("PWSYNC_INFLUXDB__URL", "http://127.0.0.1:1".to_string()),
+        (
+            "PWSYNC_HOMEASSISTANT__URL",
+            "http://127.0.0.1:1".to_string(),
+        ),
+        ("PWSYNC_HOMEASSISTANT__TOKEN", "no-ha-here".to_string()),
+    ];
+    let on_terminal = |no_color: bool| {
+        let line = format!("{} serve --once", env!("CARGO_BIN_EXE_pwsync"));
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let coloured = on_terminal(false);
+    assert!(
+        coloured.contains("HA not reachable") && coloured.contains("\u{1b}["),
+        "{coloured:?}"
+    );
+    let plain = on_terminal(true);
+    assert!(
+        plain.contains("HA not reachable") && !plain.contains('\u{1b}'),
+        "{plain:?}"
+    );
+    let piped = String::from_utf8_lossy(&pwsync(&env, &["serve", "--once"]).stderr).into_owned();
+    assert!(
+        piped.contains("HA not reachable") && !piped.contains('\u{1b}'),
+        "{piped:?}"
+    );
+}
