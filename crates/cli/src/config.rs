@@ -136,6 +136,7 @@ pub struct MqttSection {
     pub password_file: Option<PathBuf>,
     /// mqtts: the CA certificate (PEM) that signed the broker's; default: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// Empty: `pwsync-<site>-<random>`, new in every process (see [`crate::broker::settings`]).
     pub client_id: String,
     pub discovery_prefix: String,
     pub poll_interval_secs: u64,
@@ -149,7 +150,7 @@ impl Default for MqttSection {
             password: Secret::default(),
             password_file: None,
             ca_file: None,
-            client_id: "pwsync".into(),
+            client_id: String::new(),
             discovery_prefix: "homeassistant".into(),
             poll_interval_secs: 60,
         }
@@ -297,14 +298,123 @@ impl WebSection {
     }
 }
 
-/// `PWSYNC_<SECTION>__<KEY>` and the top-level keys; other `PWSYNC_*` variables (such as
-/// `PWSYNC_CONFIG` or `PWSYNC_LOG`) belong to the program, not to the file's schema.
-fn config_env() -> Env {
-    const TOP: [&str; 3] = ["site", "device_name", "time_zone"];
+/// `PWSYNC_*` variables of the program itself, not of the configuration's schema.
+const PROGRAM_VARS: [&str; 7] = [
+    "CONFIG",
+    "LOG",
+    "ADDON",
+    "ADDON_OPTIONS",
+    "PROGRESS",
+    "STATE_DIR",
+    "SUPERVISOR_URL",
+];
+/// Variables of pwsync's own tests, benches and packaging scripts, which run the binary with
+/// them set: `PWSYNC_TEST_*`, `PWSYNC_BENCH_*` and these.
+const TOOL_PREFIXES: [&str; 2] = ["TEST_", "BENCH_"];
+const TOOL_VARS: [&str; 9] = [
+    "HA_VENV",
+    "HA_PYTHON",
+    "HA_CHROOT",
+    "CACHE",
+    "PG_BIN",
+    "PANEL_SCREENSHOTS",
+    "DEBIAN_MIRROR",
+    "IMAGE",
+    "DOCKER_ROOT",
+];
+
+/// The configuration's keys as `PWSYNC_*` names take them (`INFLUXDB__URL`, `SITE`), from the
+/// schema itself, so a new key is known here without a list to keep; `open` are the tables
+/// whose keys are the user's (`INFLUXDB__FIELDS__HOME`).
+#[derive(Clone)]
+struct EnvKeys {
+    keys: Vec<String>,
+    open: Vec<String>,
+}
+
+impl EnvKeys {
+    fn of_schema() -> EnvKeys {
+        fn walk(prefix: &str, v: &serde_json::Value, out: &mut EnvKeys) {
+            let serde_json::Value::Object(map) = v else {
+                out.keys.push(prefix.to_string());
+                return;
+            };
+            if map.is_empty() {
+                out.open.push(format!("{prefix}__"));
+            }
+            for (k, v) in map {
+                let name = k.to_ascii_uppercase();
+                match prefix {
+                    "" => walk(&name, v, out),
+                    _ => walk(&format!("{prefix}__{name}"), v, out),
+                }
+            }
+        }
+        let mut out = EnvKeys {
+            keys: Vec::new(),
+            open: Vec::new(),
+        };
+        let schema = serde_json::to_value(Config::default()).expect("the defaults serialize");
+        walk("", &schema, &mut out);
+        out
+    }
+
+    /// `name` (after `PWSYNC_`, any case) sets a configuration key.
+    fn configures(&self, name: &str) -> bool {
+        let name = name.to_ascii_uppercase();
+        self.keys.contains(&name)
+            || self
+                .open
+                .iter()
+                .any(|p| name.len() > p.len() && name.starts_with(p.as_str()))
+    }
+
+    /// `name` (after `PWSYNC_`) is the program's, a tool's or a configuration key.
+    fn known(&self, name: &str) -> bool {
+        let upper = name.to_ascii_uppercase();
+        self.configures(name)
+            || PROGRAM_VARS.contains(&upper.as_str())
+            || TOOL_VARS.contains(&upper.as_str())
+            || TOOL_PREFIXES.iter().any(|p| upper.starts_with(p))
+    }
+
+    /// The valid name closest to `name` (after `PWSYNC_`), for the error.
+    fn nearest(&self, name: &str) -> String {
+        let upper = name.to_ascii_uppercase();
+        let valid = self.keys.iter().map(String::as_str).chain(PROGRAM_VARS);
+        valid
+            .min_by_key(|k| strsim::levenshtein(&upper, k))
+            .unwrap_or("SITE")
+            .to_string()
+    }
+
+    /// A `PWSYNC_*` variable that is neither a key nor the program's is a typo: an error naming
+    /// the nearest valid name, as a misspelled key in `pwsync.toml` is. Silently ignored, it
+    /// would leave the setting it meant at its default.
+    fn check(&self, vars: impl Iterator<Item = String>) -> Result<()> {
+        for var in vars {
+            let Some(name) = var.strip_prefix("PWSYNC_") else {
+                continue;
+            };
+            if name.is_empty() || self.known(name) {
+                continue;
+            }
+            bail!(
+                "unknown environment variable {}: did you mean PWSYNC_{}? (a configuration key is \
+                 PWSYNC_<KEY> or PWSYNC_<SECTION>__<KEY>, e.g. PWSYNC_MQTT__URL)",
+                var,
+                self.nearest(name)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The `PWSYNC_*` variables that name configuration keys; the program's own (such as
+/// `PWSYNC_CONFIG` or `PWSYNC_LOG`) are not part of the file's schema.
+fn config_env(keys: EnvKeys) -> Env {
     Env::prefixed("PWSYNC_")
-        .filter(|k| {
-            k.as_str().contains("__") || TOP.iter().any(|t| k.as_str().eq_ignore_ascii_case(t))
-        })
+        .filter(move |k| keys.configures(k.as_str()))
         .split("__")
 }
 
@@ -324,7 +434,9 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("pwsync.toml")),
         }
-        fig = fig.merge(config_env());
+        let keys = EnvKeys::of_schema();
+        keys.check(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))?;
+        fig = fig.merge(config_env(keys));
         let mut cfg: Config = fig
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -551,6 +663,45 @@ mod tests {
             std::fs::write(&toml, "time_zone = \"Mars/Base\"\n").unwrap();
             let e = Config::load(Some(&toml)).unwrap_err().to_string();
             assert!(e.contains("Mars/Base"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn a_misspelled_variable_is_an_error_naming_the_nearest_key() {
+        figment::Jail::expect_with(|jail| {
+            // The program's and the tools' own variables, and every key, pass.
+            for (k, v) in [
+                ("PWSYNC_LOG", "debug"),
+                ("PWSYNC_PROGRESS", "lines"),
+                ("PWSYNC_STATE_DIR", "/tmp"),
+                ("PWSYNC_TEST_HA", "2026.11.0"),
+                ("PWSYNC_HA_VENV", "/v"),
+                ("PWSYNC_MQTT__PASSWORD_FILE", "/dev/null"),
+                ("PWSYNC_INFLUXDB__FIELDS__HOME", "load_instant_power"),
+                ("PWSYNC_time_zone", "Europe/Berlin"),
+            ] {
+                jail.set_env(k, v);
+            }
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.time_zone, "Europe/Berlin");
+            for (typo, nearest) in [
+                ("PWSYNC_SITEE", "PWSYNC_SITE"),
+                ("PWSYNC_TIMEZONE", "PWSYNC_TIME_ZONE"),
+                ("PWSYNC_INFLUXDB_URL", "PWSYNC_INFLUXDB__URL"),
+                ("PWSYNC_MQTT__CLIENTID", "PWSYNC_MQTT__CLIENT_ID"),
+            ] {
+                jail.set_env(typo, "x");
+                let e = Config::load(None).unwrap_err().to_string();
+                assert!(
+                    e.contains(&format!("unknown environment variable {typo}"))
+                        && e.contains(&format!("did you mean {nearest}?"))
+                        && !e.contains('\n'),
+                    "{e}"
+                );
+                std::env::remove_var(typo);
+            }
             Ok(())
         });
     }

@@ -26,7 +26,7 @@ struct Cli {
     /// Configuration file (default: ./pwsync.toml if present).
     #[arg(long, global = true, env = "PWSYNC_CONFIG")]
     config: Option<PathBuf>,
-    /// More detail: -v info, -vv debug, -vvv trace (logs go to stderr).
+    /// More detail: -v info (the default of the serve daemon), -vv debug, -vvv trace (logs go to stderr).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Run as a Home Assistant add-on: options from /data/options.json, the broker from the
@@ -40,7 +40,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon's log is what `docker logs` and the add-on's Log tab show: at its default
+    // level it says that it connected, what it published and which jobs ran. `serve --once`
+    // (from cron, whose mail is any output) stays quiet but for warnings and errors.
+    let daemon = matches!(&cli.command, commands::Command::Serve(a) if !a.once && !a.uninstall);
+    init_logging(cli.verbose.max(u8::from(daemon)));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -73,8 +77,16 @@ fn init_logging(verbose: u8) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(colour())
                 .with_target(false)
                 .with_filter(filter.and(libraries_quiet)),
         )
         .init();
+}
+
+/// Colour only for a person at a terminal who has not asked for none (`NO_COLOR`, no-color.org):
+/// escape codes in `docker logs`, journald or a log file are noise.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

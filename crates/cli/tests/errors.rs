@@ -57,6 +57,19 @@ fn influx_with_a_day() -> Option<InfluxServer> {
     Some(s)
 }
 
+/// [`influx_with_a_day`], a broker, and the environment that points pwsync at both.
+#[allow(clippy::type_complexity)]
+fn influx_day_and_broker() -> Option<(InfluxServer, Mosquitto, Vec<(&'static str, String)>)> {
+    or_skip(Mosquitto::available())?;
+    let influx = influx_with_a_day()?;
+    let broker = Mosquitto::start().unwrap();
+    let env = with(
+        &influx_env(&influx.url()),
+        &[("PWSYNC_MQTT__URL", &broker.url())],
+    );
+    Some((influx, broker, env))
+}
+
 /// Every retained state under `pwsync/` the broker holds.
 async fn retained_states(broker: &Mosquitto) -> Vec<(String, String)> {
     let mut m = Mqtt::connect(&MqttSettings {
@@ -65,6 +78,7 @@ async fn retained_states(broker: &Mosquitto) -> Vec<(String, String)> {
         username: None,
         password: None,
         client_id: format!("errors-test-{}", std::process::id()),
+        configured_client_id: true,
         will: None,
         connect_timeout: Duration::from_secs(5),
     })
@@ -88,17 +102,9 @@ async fn retained_states(broker: &Mosquitto) -> Vec<(String, String)> {
 /// start, as `energy` does: a misspelled field was a lifetime meter of 0, exit 0.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_refuses_a_misspelled_name_in_the_influxdb_config_and_publishes_nothing() {
-    let Some(_) = or_skip(Mosquitto::available()) else {
+    let Some((_influx, broker, base)) = influx_day_and_broker() else {
         return;
     };
-    let Some(influx) = influx_with_a_day() else {
-        return;
-    };
-    let broker = Mosquitto::start().unwrap();
-    let base = with(
-        &influx_env(&influx.url()),
-        &[("PWSYNC_MQTT__URL", &broker.url())],
-    );
     let cases: [(&str, &str, &[&str]); 4] = [
         (
             "PWSYNC_INFLUXDB__FIELDS__HOME",
@@ -464,4 +470,34 @@ fn a_newline_in_an_identifier_stays_on_one_error_line() {
         ],
     );
     one_line_error(&o, &["invalid date '2025-01-01\\nerror: forged'"]);
+}
+
+/// Issue #25, item 6: a misspelled `PWSYNC_*` variable is an error naming the key it meant, as
+/// a misspelled key in pwsync.toml is (it was ignored: the setting stayed at its default); the
+/// program's own variables pass. Nothing is published.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_environment_variable_names_the_key_and_publishes_nothing() {
+    let Some((_influx, broker, base)) = influx_day_and_broker() else {
+        return;
+    };
+    let base = with(
+        &base,
+        &[
+            ("PWSYNC_LOG", "warn"),
+            ("PWSYNC_PROGRESS", "lines"),
+            ("PWSYNC_TEST_HA", "2025.4.4"),
+        ],
+    );
+    for (typo, meant) in [
+        ("PWSYNC_SITEE", "PWSYNC_SITE"),
+        ("PWSYNC_TIMEZONE", "PWSYNC_TIME_ZONE"),
+        ("PWSYNC_MQTT_URL", "PWSYNC_MQTT__URL"),
+    ] {
+        let o = pwsync(&with(&base, &[(typo, "cabin")]), &["serve", "--once"]);
+        one_line_error(&o, &[typo, &format!("did you mean {meant}?")]);
+    }
+    assert_eq!(retained_states(&broker).await, Vec::new());
+    // Without the typo the same set-up publishes: the refusal was about the name.
+    ok(pwsync(&base, &["serve", "--once"]));
+    assert!(!retained_states(&broker).await.is_empty());
 }

@@ -52,6 +52,7 @@ async fn listener(port: u16) -> Mqtt {
         username: None,
         password: None,
         client_id: format!("test-start-{}", std::process::id()),
+        configured_client_id: true,
         will: None,
         connect_timeout: Duration::from_secs(5),
     })
@@ -180,7 +181,7 @@ async fn serve_started_before_the_broker_and_the_database_publishes_once_both_ap
     assert!(count("waiting for InfluxDB") >= 1, "{text}");
     for once in [
         "connected to the MQTT broker at".to_string(),
-        format!("published {sensors} entities of site 'powerwall'"),
+        format!("published {sensors} sensors to HA"),
     ] {
         assert_eq!(count(&once), 1, "{once:?} once in:\n{text}");
     }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use pwsync_ha::HaClient;
-use pwsync_mqtt::{Incoming, Mqtt, MqttSettings};
+use pwsync_mqtt::{discovery, Incoming, Mqtt, MqttSettings};
 use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
@@ -74,6 +74,7 @@ async fn listener(broker: &Mosquitto) -> Mqtt {
         username: None,
         password: None,
         client_id: format!("test-{}", std::process::id()),
+        configured_client_id: true,
         will: None,
         connect_timeout: Duration::from_secs(5),
     })
@@ -1217,4 +1218,317 @@ fn ok_or_problems(o: std::process::Output) -> serde_json::Value {
         String::from_utf8_lossy(&o.stderr)
     );
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Publish `payload` on `topic` as a client of its own (MQTT 3.1.1 over a plain socket, QoS 0):
+/// pwsync's own client refuses to send more than 1 MiB, and a test needs bigger messages.
+fn raw_publish(broker: &Mosquitto, topic: &str, payload: &[u8], retain: bool) {
+    use std::io::{Read, Write};
+    fn remaining_length(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n % 128) as u8;
+            n /= 128;
+            out.push(if n > 0 { byte | 0x80 } else { byte });
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    let id = format!("raw-publish-{}", std::process::id());
+    let mut connect = vec![
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        4,
+        0x02,
+        0,
+        30,
+        0,
+        id.len() as u8,
+    ];
+    connect.extend_from_slice(id.as_bytes());
+    let mut publish = (topic.len() as u16).to_be_bytes().to_vec();
+    publish.extend_from_slice(topic.as_bytes());
+    publish.extend_from_slice(payload);
+    let mut bytes = Vec::new();
+    for (header, body) in [(0x10, connect), (0x30 | u8::from(retain), publish)] {
+        bytes.push(header);
+        remaining_length(body.len(), &mut bytes);
+        bytes.extend_from_slice(&body);
+    }
+    bytes.extend_from_slice(&[0xE0, 0x00]); // DISCONNECT
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
+    s.write_all(&bytes).unwrap();
+    // The broker closes the socket once it has handled the DISCONNECT (after the PUBLISH).
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.starts_with(&[0x20, 0x02, 0, 0]), "CONNACK: {rest:?}");
+}
+
+/// The retained message on `topic`, if the broker holds one.
+async fn retained_on(broker: &Mosquitto, topic: &str) -> Option<String> {
+    let mut m = listener(broker).await;
+    m.subscribe(topic).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Some(Incoming::Message {
+            topic: t,
+            payload,
+            retained: true,
+        }) = m.next(Duration::from_millis(200)).await
+        {
+            if t == topic {
+                m.disconnect().await;
+                return Some(payload);
+            }
+        }
+    }
+    m.disconnect().await;
+    None
+}
+
+/// The log once it holds `needle` (a failed test after `timeout`).
+fn wait_log(log: &std::path::Path, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in serve's log within {timeout:?}:\n{}",
+            short_log(&text)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A log for a failure message: its first 4000 characters.
+fn short_log(text: &str) -> &str {
+    &text[..text.char_indices().nth(4000).map_or(text.len(), |(i, _)| i)]
+}
+
+/// Lines of the broker connection dropping, in either wording.
+const RECONNECTS: [&str; 3] = [
+    "closed the connection",
+    "connection lost",
+    "connected again",
+];
+
+fn reconnect_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| RECONNECTS.iter().any(|r| l.contains(r)))
+        .collect()
+}
+
+/// Jobs on (HA configured), but no HA to start: a job that starts fails at once, which is all a
+/// test of "which commands start a job" needs.
+fn env_with_jobs_and_no_ha(
+    influx: &InfluxServer,
+    broker: &Mosquitto,
+) -> Vec<(&'static str, String)> {
+    let mut e = env(influx, broker);
+    e.push(("PWSYNC_HOMEASSISTANT__URL", "http://127.0.0.1:1".into()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", "no-ha-here".into()));
+    e.push(("PWSYNC_SERVE__CHECK_DAILY_AT", String::new()));
+    e
+}
+
+/// Issue #25, item 4: a command someone left retained never runs (it would at every start) and
+/// is cleared; messages far over the limit (3 MB, over the 1 MiB the client used to refuse, which
+/// dropped the connection for good: the retained message came back at every reconnect) are
+/// dropped with a line that does not carry them. Item 6: at the default level the log says that
+/// serve connected and what it published, without colour codes in a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retained_command_never_runs_and_an_oversized_message_breaks_nothing() {
+    let Some((influx, broker)) = servers_with_broker().await else {
+        return;
+    };
+    raw_publish(&broker, "pwsync/powerwall/command", b"check", true);
+    raw_publish(&broker, "homeassistant/status", &vec![b'x'; 3 << 20], true);
+    assert_eq!(
+        retained_on(&broker, "pwsync/powerwall/command")
+            .await
+            .as_deref(),
+        Some("check")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let mut serve = spawn_serve_with(
+        &env_with_jobs_and_no_ha(&influx, &broker),
+        "2",
+        "", // the default level
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let t0 = Instant::now();
+    wait_log(&log, "ignored a retained command", Duration::from_secs(60));
+    let text = wait_log(&log, "on homeassistant/status", Duration::from_secs(30));
+    assert_eq!(
+        retained_on(&broker, "pwsync/powerwall/command").await,
+        None,
+        "the retained command is cleared"
+    );
+    // A live message far over the limit on the command topic is dropped, then a live `check`
+    // runs: the commands are listened to, and the retained one would have run.
+    raw_publish(
+        &broker,
+        "pwsync/powerwall/command",
+        &vec![b'y'; 100_000],
+        false,
+    );
+    wait_log(
+        &log,
+        "dropped a message of 100000 bytes",
+        Duration::from_secs(30),
+    );
+    assert!(!text.contains("check started"), "{}", short_log(&text));
+    raw_publish(&broker, "pwsync/powerwall/command", b"check", false);
+    wait_log(&log, "check started (button)", Duration::from_secs(30));
+    // Some polls later: still the first connection, discovery published once.
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(t0.elapsed()));
+    stop(&mut serve);
+    let text = std::fs::read_to_string(&log).unwrap();
+    eprintln!("serve's log at the default level:\n{}", short_log(&text));
+    assert_eq!(reconnect_lines(&text), Vec::<&str>::new());
+    let lines_with = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines_with("ignored a retained command"), 1);
+    assert_eq!(
+        lines_with("dropped a message of 3145728 bytes on homeassistant/status"),
+        1
+    );
+    assert_eq!(lines_with("check started"), 1);
+    let address = format!(
+        "connected to the MQTT broker at 127.0.0.1:{}",
+        broker.port()
+    );
+    assert_eq!(lines_with(&address), 1, "{}", short_log(&text));
+    let published = format!(
+        "published {} sensors and {} controls to HA",
+        discovery::catalogue().len(),
+        discovery::controls().len()
+    );
+    assert_eq!(lines_with(&published), 1, "{}", short_log(&text));
+    assert!(!text.contains("xxxxxxxxxx") && !text.contains("yyyyyyyyyy"));
+    assert!(text.len() < 20_000, "{} bytes of log", text.len());
+    assert!(!text.contains('\u{1b}'), "no colour codes in a file");
+}
+
+/// Issue #25, item 6: every process has its own client id, so `serve --once` (twice, at the
+/// same time) beside a running daemon does not take the daemon's connection; a configured id
+/// that another client takes is named in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_once_beside_a_daemon_does_not_take_its_connection() {
+    let Some((influx, broker)) = servers_with_broker().await else {
+        return;
+    };
+    let e = env(&influx, &broker);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let file = || std::fs::File::create(&log).unwrap().into();
+    let mut serve = spawn_serve_with(&e, "2", "", file());
+    let sensors = format!("published {} sensors to HA", discovery::catalogue().len());
+    wait_log(&log, &sensors, Duration::from_secs(60));
+    let mut watch = listener(&broker).await;
+    let once = || {
+        let e = e.clone();
+        std::thread::spawn(move || pwsync(&e, &["serve", "--once"]))
+    };
+    let runs = [once(), once()];
+    for run in runs {
+        ok(run.join().unwrap());
+    }
+    let mut seen = Vec::new();
+    collect(&mut watch, &mut seen, Duration::from_secs(5), |_| false).await;
+    stop(&mut serve);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(reconnect_lines(&text), Vec::<&str>::new());
+    assert!(
+        !availability(&seen).contains(&"offline"),
+        "{:?}",
+        availability(&seen)
+    );
+    assert!(
+        !meter_values(&seen, "home_usage").is_empty(),
+        "the daemon publishes"
+    );
+
+    // The same id twice: only a configured one can be, and the log names the likely cause.
+    let mut fixed = e.clone();
+    fixed.push(("PWSYNC_MQTT__CLIENT_ID", "garage-pwsync".into()));
+    let mut serve = spawn_serve_with(&fixed, "2", "", file());
+    wait_log(&log, "as client garage-pwsync", Duration::from_secs(60));
+    let other = Mqtt::connect(&MqttSettings {
+        url: broker.url(),
+        ca_file: None,
+        username: None,
+        password: None,
+        client_id: "garage-pwsync".into(),
+        configured_client_id: true,
+        will: None,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let text = wait_log(&log, "reconnecting", Duration::from_secs(30));
+    other.disconnect().await;
+    stop(&mut serve);
+    assert!(
+        text.contains(
+            "closed the connection: most likely another client connected with the same client \
+             id \"garage-pwsync\" (mqtt.client_id)"
+        ),
+        "{}",
+        short_log(&text)
+    );
+}
+
+/// Issue #25, item 6: colour codes only on a terminal (`script` gives serve one), and not with
+/// `NO_COLOR`; a pipe (`docker logs`, a file) gets none.
+#[tokio::test(flavor = "multi_thread")]
+async fn warnings_are_coloured_only_on_a_terminal_without_no_color() {
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let broker = Mosquitto::start().unwrap();
+    // HA and InfluxDB down: a warning (HA not reachable), then the poll's error.
+    let env = [
+        ("PWSYNC_MQTT__URL", broker.url()),
+        ("PWSYNC_INFLUXDB__URL", "http://127.0.0.1:1".to_string()),
+        (
+            "PWSYNC_HOMEASSISTANT__URL",
+            "http://127.0.0.1:1".to_string(),
+        ),
+        ("PWSYNC_HOMEASSISTANT__TOKEN", "no-ha-here".to_string()),
+    ];
+    let on_terminal = |no_color: bool| {
+        let line = format!("{} serve --once", env!("CARGO_BIN_EXE_pwsync"));
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let coloured = on_terminal(false);
+    assert!(
+        coloured.contains("HA not reachable") && coloured.contains("\u{1b}["),
+        "{coloured:?}"
+    );
+    let plain = on_terminal(true);
+    assert!(
+        plain.contains("HA not reachable") && !plain.contains('\u{1b}'),
+        "{plain:?}"
+    );
+    let piped = String::from_utf8_lossy(&pwsync(&env, &["serve", "--once"]).stderr).into_owned();
+    assert!(
+        piped.contains("HA not reachable") && !piped.contains('\u{1b}'),
+        "{piped:?}"
+    );
 }

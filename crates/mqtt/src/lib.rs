@@ -5,6 +5,11 @@
 //! error saying why not: refused credentials, unreachable broker). After that a background task
 //! keeps polling the connection; when it drops it reconnects with backoff (1 s doubling to 60 s)
 //! and reports [`Incoming::Connected`] again, so the caller republishes and resubscribes.
+//!
+//! Every packet the broker can send is read (the incoming limit is MQTT's own maximum): a
+//! client that refuses a packet has to drop the connection, and a retained message over the
+//! limit would then come back with every resubscription, a reconnect loop. What is too big for
+//! a topic is for the caller to drop.
 
 pub mod discovery;
 
@@ -40,6 +45,9 @@ pub struct MqttSettings {
     pub username: Option<String>,
     pub password: Option<String>,
     pub client_id: String,
+    /// The user chose `client_id` (it is not unique per process): when the broker closes the
+    /// connection, another client with the same id is the likely cause, and the log says so.
+    pub configured_client_id: bool,
     /// Published by the broker (retained) when pwsync disappears without saying goodbye.
     pub will: Option<(String, String)>,
     pub connect_timeout: Duration,
@@ -76,6 +84,10 @@ pub struct Mqtt {
     task: JoinHandle<()>,
     broker: String,
 }
+
+/// The largest packet body MQTT can encode (a four-byte remaining length): with it as the
+/// incoming limit no packet the broker sends can fail the connection.
+const MQTT_MAX_REMAINING_LENGTH: usize = 268_435_455;
 
 /// `url` as messages show it.
 fn shown(url: &str) -> String {
@@ -125,7 +137,7 @@ fn options(s: &MqttSettings) -> Result<(MqttOptions, String), MqttError> {
     let broker = format!("{host}:{port}");
     let mut o = MqttOptions::new(&s.client_id, host, port);
     o.set_keep_alive(Duration::from_secs(30));
-    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_max_packet_size(MQTT_MAX_REMAINING_LENGTH, 1 << 20);
     match (&s.username, url_login(&s.url)) {
         (Some(user), _) => {
             o.set_credentials(user, s.password.clone().unwrap_or_default());
@@ -243,9 +255,18 @@ impl Mqtt {
             reason: format!("no answer within {} s", s.connect_timeout.as_secs()),
         })?;
         first?;
+        tracing::info!(
+            "connected to the MQTT broker at {broker} as client {}",
+            s.client_id
+        );
         let (tx, rx) = mpsc::channel(1024);
         let _ = tx.try_send(Incoming::Connected);
-        let task = tokio::spawn(drive(eventloop, tx, broker.clone()));
+        let link = Link {
+            broker: broker.clone(),
+            client_id: s.client_id.clone(),
+            configured_client_id: s.configured_client_id,
+        };
+        let task = tokio::spawn(drive(eventloop, tx, link));
         Ok(Mqtt {
             client,
             rx,
@@ -300,14 +321,54 @@ impl Mqtt {
     }
 }
 
+/// Who is connected where, for the log lines of a dropped connection.
+struct Link {
+    broker: String,
+    client_id: String,
+    configured_client_id: bool,
+}
+
+impl Link {
+    /// Why the connection dropped, in words, and when pwsync tries again.
+    fn lost(&self, e: &ConnectionError, retry: Duration) -> String {
+        let (broker, secs) = (&self.broker, retry.as_secs());
+        if !closed_by_broker(e) {
+            return format!(
+                "MQTT connection lost ({}); reconnecting in {secs} s",
+                describe(e, broker)
+            );
+        }
+        if self.configured_client_id {
+            // Brokers close the older connection when a second client logs in under its id.
+            format!(
+                "the MQTT broker at {broker} closed the connection: most likely another client \
+                 connected with the same client id {:?} (mqtt.client_id); give each pwsync its \
+                 own id, or leave mqtt.client_id unset; reconnecting in {secs} s",
+                self.client_id
+            )
+        } else {
+            format!("the MQTT broker at {broker} closed the connection; reconnecting in {secs} s")
+        }
+    }
+}
+
+/// The broker ended the connection in an orderly way (end of stream, no half-read packet).
+fn closed_by_broker(e: &ConnectionError) -> bool {
+    let io = match e {
+        ConnectionError::MqttState(rumqttc::StateError::Io(io)) | ConnectionError::Io(io) => io,
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::ConnectionAborted
+}
+
 /// Poll the connection for as long as the client lives; reconnect with backoff.
-async fn drive(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Incoming>, broker: String) {
+async fn drive(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Incoming>, link: Link) {
     let mut backoff = Duration::from_secs(1);
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_secs(1);
-                tracing::info!(%broker, "MQTT connected again");
+                tracing::info!("MQTT connected again to {}", link.broker);
                 let _ = tx.send(Incoming::Connected).await;
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -330,7 +391,7 @@ async fn drive(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Incoming>, br
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
-                tracing::warn!(%broker, "MQTT connection lost ({}); retrying in {} s", describe(&e, &broker), backoff.as_secs());
+                tracing::warn!("{}", link.lost(&e, backoff));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
@@ -358,6 +419,39 @@ mod tests {
         ));
         assert!(parse_url("nonsense").is_err());
         assert_eq!(broker_address("mqtts://b").unwrap(), "b:8883");
+    }
+
+    #[test]
+    fn a_connection_the_broker_closed_names_the_likely_cause_only_for_a_fixed_id() {
+        let closed = || {
+            ConnectionError::MqttState(rumqttc::StateError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "connection closed by peer",
+            )))
+        };
+        let mut link = Link {
+            broker: "b:1883".into(),
+            client_id: "garage".into(),
+            configured_client_id: true,
+        };
+        let retry = Duration::from_secs(4);
+        let fixed = link.lost(&closed(), retry);
+        assert!(
+            fixed.contains("another client connected with the same client id \"garage\"")
+                && fixed.contains("reconnecting in 4 s"),
+            "{fixed}"
+        );
+        link.configured_client_id = false;
+        let own = link.lost(&closed(), retry);
+        assert!(
+            !own.contains("same client id") && own.contains("closed the connection"),
+            "{own}"
+        );
+        let other = link.lost(&ConnectionError::NetworkTimeout, retry);
+        assert!(
+            other.starts_with("MQTT connection lost") && other.contains("reconnecting"),
+            "{other}"
+        );
     }
 
     #[test]

@@ -275,8 +275,7 @@ async fn mqtt(cfg: &Config, r: &mut Report) {
             return;
         }
     };
-    let client_id = format!("{}-doctor", cfg.mqtt.client_id);
-    let settings = crate::broker::settings(cfg, client_id, None, CONNECT_TIMEOUT);
+    let settings = crate::broker::settings(cfg, Some("doctor"), None, CONNECT_TIMEOUT);
     let (ok, state) = match pwsync_mqtt::Mqtt::connect(&settings).await {
         Ok(m) => {
             m.disconnect().await;

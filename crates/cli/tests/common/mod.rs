@@ -273,18 +273,18 @@ pub fn stop(child: &mut Child) {
     panic!("serve did not stop within 30 s of SIGTERM");
 }
 
-/// `pwsync serve --interval SECS` with only `env` (and PATH), its log at `level` to `stderr`.
+/// `pwsync serve --interval SECS` with only `env` (and PATH), its log at `level` (`""`: the
+/// default level) to `stderr`.
 pub fn spawn_serve_with(env: &[(&str, String)], secs: &str, level: &str, stderr: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pwsync"))
-        .args(["serve", "--interval", secs])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pwsync"));
+    cmd.args(["serve", "--interval", secs])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PWSYNC_LOG", level)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    if !level.is_empty() {
+        cmd.env("PWSYNC_LOG", level);
+    }
+    cmd.stdout(Stdio::null()).stderr(stderr).spawn().unwrap()
 }
 
 /// An entity's state once `ready` holds for it.

@@ -46,18 +46,26 @@ pub(super) struct Discovery<'a> {
     pub(super) controls: bool,
 }
 
-/// The discovery configs; how many.
-pub(super) async fn publish_configs(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<usize> {
+pub(super) async fn publish_configs(mqtt: &Mqtt, d: &Discovery<'_>) -> Result<()> {
     let mut all = discovery::catalogue();
+    let sensors = all.len();
     if d.controls {
         all.extend(discovery::controls());
     }
-    for s in &all {
-        let c = discovery::config(s, d.topics, d.device, d.ha.version.as_deref());
-        mqtt.publish(&d.topics.config(s), c.to_string(), true)
+    let controls = match all.len() - sensors {
+        0 => String::new(),
+        n => format!(" and {n} controls"),
+    };
+    for s in all {
+        let c = discovery::config(&s, d.topics, d.device, d.ha.version.as_deref());
+        mqtt.publish(&d.topics.config(&s), c.to_string(), true)
             .await?;
     }
-    Ok(all.len())
+    tracing::info!(
+        "published {sensors} sensors{controls} to HA (MQTT discovery under {}/)",
+        d.topics.discovery_prefix
+    );
+    Ok(())
 }
 
 /// Empty retained configs and states of every entity pwsync may have announced.
@@ -164,24 +172,102 @@ pub(super) async fn wait(
                 subscribe(mqtt, d).await?;
                 republish(mqtt, d, live).await?;
             }
-            Event::Broker(Some(Incoming::Message { topic, payload, .. })) => {
-                if topic == d.topics.ha_status() && payload == "online" {
+            Event::Broker(Some(Incoming::Message {
+                topic,
+                payload,
+                retained,
+            })) => {
+                if topic == d.topics.command() {
+                    on_command(mqtt, d, live, jobs.as_deref_mut(), &payload, retained).await?;
+                } else if payload.len() > MAX_PAYLOAD {
+                    tracing::warn!(
+                        "dropped a message of {} bytes on {topic}: over pwsync's limit of {MAX_PAYLOAD}",
+                        payload.len()
+                    );
+                } else if topic == d.topics.ha_status() && payload == "online" {
                     tracing::info!("HA came online: republishing discovery and states");
                     republish(mqtt, d, live).await?;
-                } else if topic == d.topics.command() {
-                    match (Job::from_command(&payload), jobs.as_deref_mut()) {
-                        (Some(job), Some(j)) => {
-                            j.request(job, Trigger::Button, &live.marks, mqtt, d.topics)
-                                .await?
-                        }
-                        _ => tracing::warn!(
-                            "ignored command {payload:?} on {topic}: not a job this serve runs"
-                        ),
-                    }
                 }
             }
             Event::Broker(None) => {}
         }
+    }
+}
+
+/// A message on the command topic: start the job it names, unless it was retained (then it is
+/// cleared) or is no command.
+async fn on_command(
+    mqtt: &Mqtt,
+    d: &Discovery<'_>,
+    live: &Live,
+    jobs: Option<&mut Jobs>,
+    payload: &str,
+    retained: bool,
+) -> Result<()> {
+    let topic = d.topics.command();
+    match (command(payload, retained), jobs) {
+        (Command::Run(job), Some(j)) => {
+            j.request(job, Trigger::Button, &live.marks, mqtt, d.topics)
+                .await?
+        }
+        (Command::Run(_), None) => {
+            tracing::warn!("ignored a command on {topic}: this serve runs no jobs")
+        }
+        (Command::Retained, _) => {
+            // An empty retained message deletes the retained one.
+            mqtt.publish(&topic, "", true).await?;
+            tracing::warn!(
+                "ignored a retained command on {topic} and cleared it: whoever publishes \
+                 commands there must not set retain (a retained command would run again at \
+                 every start)"
+            );
+        }
+        (Command::Nothing, _) => {}
+        (Command::TooLong, _) => tracing::warn!(
+            "dropped a message of {} bytes on {topic}: a command is one word (check, repair \
+             or backfill)",
+            payload.len()
+        ),
+        (Command::Unknown, _) => tracing::warn!(
+            "ignored command {:?} on {topic}: not check, repair or backfill",
+            short(payload)
+        ),
+    }
+    Ok(())
+}
+
+/// The most a message on a topic pwsync listens to may carry (commands are one word, HA's
+/// status `online` or `offline`); a longer one is dropped unread and never logged.
+const MAX_PAYLOAD: usize = 1024;
+
+/// What a message on the command topic asks for.
+#[derive(Debug, PartialEq)]
+enum Command {
+    Run(Job),
+    /// Left on the broker by a publisher that set retain: it would run at every start and
+    /// every reconnect, so it is never run, and cleared.
+    Retained,
+    /// Empty: the echo of clearing a retained command.
+    Nothing,
+    TooLong,
+    Unknown,
+}
+
+fn command(payload: &str, retained: bool) -> Command {
+    match Job::from_command(payload) {
+        _ if retained && !payload.is_empty() => Command::Retained,
+        _ if payload.is_empty() => Command::Nothing,
+        _ if payload.len() > MAX_PAYLOAD => Command::TooLong,
+        Some(job) => Command::Run(job),
+        None => Command::Unknown,
+    }
+}
+
+/// At most 40 characters of `s`, for a log line.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -215,4 +301,22 @@ async fn republish(mqtt: &Mqtt, d: &Discovery<'_>, live: &Live) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_live_short_command_runs() {
+        assert_eq!(command("check", false), Command::Run(Job::Check));
+        assert_eq!(command(" repair\n", false), Command::Run(Job::Repair));
+        assert_eq!(command("check", true), Command::Retained);
+        assert_eq!(command(&"x".repeat(5000), true), Command::Retained);
+        assert_eq!(command("", true), Command::Nothing);
+        assert_eq!(command("", false), Command::Nothing);
+        assert_eq!(command(&"check ".repeat(300), false), Command::TooLong);
+        assert_eq!(command("chekc", false), Command::Unknown);
+        assert_eq!(short(&"é".repeat(50)).chars().count(), 41);
+    }
 }

@@ -182,11 +182,7 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
                     pwsync_redact::url(&cfg.influxdb.url),
                     cfg.influxdb.database
                 );
-                let n = publish_configs(&mqtt, &disc).await?;
-                tracing::info!(
-                    "published {n} entities of site '{}' to HA by MQTT discovery",
-                    cfg.site
-                );
+                publish_configs(&mqtt, &disc).await?;
                 announced = true;
             }
             if let Some(p) = &panel {
@@ -340,7 +336,7 @@ fn now() -> i64 {
 fn mqtt_settings(cfg: &Config, topics: &Topics) -> MqttSettings {
     crate::broker::settings(
         cfg,
-        cfg.mqtt.client_id.clone(),
+        None,
         Some((topics.availability(), "offline".into())),
         Duration::from_secs(10),
     )
