@@ -112,6 +112,7 @@ fn kept() -> Kept {
             checked_at: Some("now".into()),
             meters,
             last_poll: Some("now".into()),
+            interrupted: None,
         },
         history: HistoryView {
             checked: Some(CheckedView {
