@@ -111,11 +111,7 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
             None => return Ok(ExitCode::SUCCESS),
         }
     };
-    tracing::info!(
-        "connected to the MQTT broker at {}",
-        pwsync_redact::url(&cfg.mqtt.url)
-    );
-    waiting.over("every server answers");
+    waiting.over();
     let device = Device {
         name: cfg.device_name.clone(),
         sw_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -175,7 +171,9 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         let published = poll(&source, &mut state, &mqtt, &topics).await;
         if published.is_ok() {
             heartbeat.beat(now());
-            waiting.over("InfluxDB answers: publishing");
+            if waiting.over() && announced {
+                tracing::info!("InfluxDB answers again: publishing");
+            }
             if !announced {
                 tracing::info!(
                     "connected to InfluxDB at {}, database '{}'",

@@ -49,11 +49,9 @@ impl Waiting {
         }
     }
 
-    /// What was waited for is there: one line when there had been a wait.
-    pub(super) fn over(&mut self, connected: &str) {
-        if self.what.take().is_some() {
-            tracing::info!("{connected}");
-        }
+    /// What was waited for is there; whether there had been a wait.
+    pub(super) fn over(&mut self) -> bool {
+        self.what.take().is_some()
     }
 }
 
@@ -103,7 +101,7 @@ mod tests {
         let beat = crate::heartbeat::read(dir.path()).unwrap();
         assert_eq!(beat.waiting.as_deref(), Some("InfluxDB"));
         assert_eq!(beat.last_poll, 0);
-        w.over("connected");
-        assert!(w.what.is_none());
+        assert!(w.over());
+        assert!(w.what.is_none() && !w.over());
     }
 }
