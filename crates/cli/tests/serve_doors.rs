@@ -398,3 +398,93 @@ async fn a_backfill_killed_half_way_is_reported_interrupted_and_resumed_to_a_cle
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_check_shows_at_once_after_ha_the_broker_and_serve_restart() {
+    let Some(influx) = servers() else {
+        return;
+    };
+    let Some(_) = or_skip(Mosquitto::available()) else {
+        return;
+    };
+    let mut broker = Mosquitto::start().unwrap();
+    let start = (chrono::Utc::now() - chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+    simulate(&influx.url(), &start, 3, 12);
+    let mut ha = HaInstance::start(
+        HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port()),
+    )
+    .unwrap();
+    let c = ha_client(&ha);
+    let state = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("PWSYNC_INFLUXDB__URL", influx.url()),
+        ("PWSYNC_TIME_ZONE", ZONE.to_string()),
+        ("PWSYNC_MQTT__URL", broker.url()),
+        ("PWSYNC_WEB__LISTEN", String::new()),
+        ("PWSYNC_STATE_DIR", state.path().display().to_string()),
+        ("PWSYNC_HOMEASSISTANT__URL", ha.url()),
+        ("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()),
+        ("PWSYNC_SERVE__CHECK_DAILY_AT", String::new()),
+    ];
+    let mut serve = spawn_serve_with(&env, "2", "warn", Stdio::null());
+    wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(90),
+        |s| s.state == "idle",
+    )
+    .await;
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["check_history"]).await;
+    let done = job_done(&c, "check", t).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    let keys = [
+        "sensor.powerwall_last_check",
+        "sensor.powerwall_history_problems",
+        "binary_sensor.powerwall_history_ok",
+    ];
+    let mut before = Vec::new();
+    for id in keys {
+        let s = wait_entity(&c, id, Duration::from_secs(30), |s| {
+            !["unknown", "unavailable"].contains(&s.state.as_str())
+        })
+        .await;
+        before.push(s.state);
+    }
+
+    // An HA update with a broker that keeps no retained messages: both restart, serve does
+    // not. Its reconnect and HA's birth message bring the last check back, nobody presses.
+    // HA says it lost the broker: provoked here.
+    pwsync_testkit::ha_log::expect(
+        &ha.config_dir().with_file_name("hass.out"),
+        "Error returned from MQTT server: The connection was lost",
+    );
+    broker.restart().unwrap();
+    ha.restart_async().await.unwrap();
+    let c = ha_client(&ha);
+    for (id, was) in keys.iter().zip(&before) {
+        let s = wait_entity(&c, id, Duration::from_secs(90), |s| s.state == *was).await;
+        assert_eq!(&s.state, was, "{id}");
+    }
+
+    // serve restarts too, on a broker that lost everything: the state directory has them.
+    stop(&mut serve);
+    broker.restart().unwrap();
+    let mut serve = spawn_serve_with(&env, "2", "warn", Stdio::null());
+    for (id, was) in keys.iter().zip(&before) {
+        wait_entity(&c, id, Duration::from_secs(90), |s| s.state == *was).await;
+    }
+    let last = wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(30),
+        |s| s.state == "succeeded",
+    )
+    .await;
+    assert_eq!(last.attributes["job"], "check", "{last:?}");
+    stop(&mut serve);
+}

@@ -171,6 +171,9 @@ pub(super) async fn wait(
             Event::Broker(Some(Incoming::Connected)) => {
                 subscribe(mqtt, d).await?;
                 republish(mqtt, d, live).await?;
+                if let Some(j) = jobs.as_deref() {
+                    j.republish(mqtt, d.topics).await?;
+                }
             }
             Event::Broker(Some(Incoming::Message {
                 topic,
@@ -187,6 +190,9 @@ pub(super) async fn wait(
                 } else if topic == d.topics.ha_status() && payload == "online" {
                     tracing::info!("HA came online: republishing discovery and states");
                     republish(mqtt, d, live).await?;
+                    if let Some(j) = jobs.as_deref() {
+                        j.republish(mqtt, d.topics).await?;
+                    }
                 }
             }
             Event::Broker(None) => {}

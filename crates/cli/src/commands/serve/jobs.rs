@@ -6,6 +6,7 @@
 //! InfluxDB's history, `backfill --all` without `--overwrite`, all through HA's websocket. Every
 //! job ends with a `check`, so the result entities show the history as it is after the job.
 
+use super::controls::Controls;
 use super::journal::{Entry, Journal};
 use super::now;
 use super::seam_guard::{guard_seam, Marks};
@@ -137,6 +138,8 @@ pub(super) struct Jobs {
     panel: Option<super::panel::Panel>,
     running: Option<(Job, Trigger, i64)>,
     journal: Journal,
+    /// The result entities' states, kept across restarts.
+    controls: Controls,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: mpsc::UnboundedReceiver<Outcome>,
 }
@@ -156,6 +159,7 @@ impl Jobs {
             panel,
             running: None,
             journal: Journal::in_state_dir(),
+            controls: Controls::in_state_dir(),
             tx,
             rx,
         }
@@ -211,7 +215,9 @@ impl Jobs {
             "trigger": trigger.name(),
             "started": iso(started, self.tz),
         });
-        publish_state(mqtt, topics, "last_job", "running", Some(attrs)).await
+        self.controls
+            .publish(mqtt, topics, "last_job", "running", Some(attrs))
+            .await
     }
 
     /// The running job's outcome, once it has finished; pending while none runs.
@@ -255,7 +261,9 @@ impl Jobs {
                 "failed"
             }
         };
-        publish_state(mqtt, topics, "last_job", state, Some(attrs)).await
+        self.controls
+            .publish(mqtt, topics, "last_job", state, Some(attrs))
+            .await
     }
 
     async fn publish_check(
@@ -266,7 +274,8 @@ impl Jobs {
         topics: &Topics,
     ) -> Result<()> {
         let attrs = problems_attributes(r, self.tz);
-        publish_state(
+        let c = &self.controls;
+        c.publish(
             mqtt,
             topics,
             "history_problems",
@@ -275,8 +284,50 @@ impl Jobs {
         )
         .await?;
         let ok = if r.is_clean() { "OFF" } else { "ON" };
-        publish_state(mqtt, topics, "history_ok", ok, None).await?;
-        publish_state(mqtt, topics, "last_check", &iso(at, self.tz), None).await
+        c.publish(mqtt, topics, "history_ok", ok, None).await?;
+        c.publish(mqtt, topics, "last_check", &iso(at, self.tz), None)
+            .await
+    }
+
+    /// At start: the result entities as the last run left them (a broker without retained
+    /// messages, or a restarted HA, shows the last check at once); `last_job` is `interrupted`
+    /// when the journal holds a job that a kill, a power cut or an update cut short, with what
+    /// it was and how to finish it, and `idle` when no job has run or one was running (nothing
+    /// runs now).
+    pub(super) async fn publish_start(
+        &self,
+        interrupted: Option<&Entry>,
+        mqtt: &Mqtt,
+        topics: &Topics,
+    ) -> Result<()> {
+        self.controls.republish(mqtt, topics).await?;
+        let tz = self.tz;
+        let c = &self.controls;
+        let Some(e) = interrupted else {
+            return match c.state_of("last_job").as_deref() {
+                None | Some("running") => {
+                    c.publish(mqtt, topics, "last_job", "idle", Some(json!({})))
+                        .await
+                }
+                Some(_) => Ok(()),
+            };
+        };
+        tracing::warn!("{}; {}", e.describe(tz), e.resume_hint());
+        let attrs = json!({
+            "job": e.job,
+            "trigger": e.trigger,
+            "started": iso(e.started, tz),
+            "step": e.step,
+            "fraction_done": e.fraction,
+            "resume": e.resume_hint(),
+        });
+        c.publish(mqtt, topics, "last_job", "interrupted", Some(attrs))
+            .await
+    }
+
+    /// After a reconnect or HA's birth message: the result entities again.
+    pub(super) async fn republish(&self, mqtt: &Mqtt, topics: &Topics) -> Result<()> {
+        self.controls.republish(mqtt, topics).await
     }
 
     /// At shutdown: let a running job finish (an interrupted write would leave half a plan
@@ -312,46 +363,6 @@ fn problems_attributes(r: &CheckReport, tz: Tz) -> Value {
         "checked_to": iso(r.end, tz),
         "problems": problems,
     })
-}
-
-/// Publish the retained state of a control; one with attributes gets them in the same message
-/// (see [`pwsync_mqtt::discovery::Sensor::attributes`]).
-async fn publish_state(
-    mqtt: &Mqtt,
-    topics: &Topics,
-    key: &str,
-    state: &str,
-    attributes: Option<Value>,
-) -> Result<()> {
-    let payload = match attributes {
-        Some(a) => json!({"state": state, "attributes": a}).to_string(),
-        None => state.to_string(),
-    };
-    mqtt.publish(&topics.state(key), payload, true).await?;
-    Ok(())
-}
-
-/// At start nothing runs: `last_job` is `idle`, or `interrupted` when the journal holds a job
-/// that a kill, a power cut or an update cut short, with what it was and how to finish it.
-pub(super) async fn publish_start(
-    interrupted: Option<&Entry>,
-    tz: Tz,
-    mqtt: &Mqtt,
-    topics: &Topics,
-) -> Result<()> {
-    let Some(e) = interrupted else {
-        return publish_state(mqtt, topics, "last_job", "idle", Some(json!({}))).await;
-    };
-    tracing::warn!("{}; {}", e.describe(tz), e.resume_hint());
-    let attrs = json!({
-        "job": e.job,
-        "trigger": e.trigger,
-        "started": iso(e.started, tz),
-        "step": e.step,
-        "fraction_done": e.fraction,
-        "resume": e.resume_hint(),
-    });
-    publish_state(mqtt, topics, "last_job", "interrupted", Some(attrs)).await
 }
 
 fn iso(t: i64, tz: Tz) -> String {

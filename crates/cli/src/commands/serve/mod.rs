@@ -13,6 +13,7 @@
 //! check, repair and backfill HA's buttons and the daily check start, one at a time).
 
 mod broker;
+mod controls;
 mod ha;
 mod jobs;
 mod journal;
@@ -157,8 +158,9 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         true => cfg.serve.daily_check()?,
         false => None,
     };
-    if controls {
-        jobs::publish_start(interrupted.as_ref(), ha.tz, &mqtt, &topics).await?;
+    if let Some(j) = &jobs {
+        j.publish_start(interrupted.as_ref(), &mqtt, &topics)
+            .await?;
     }
     let mut next_daily = daily.map(|at| next_local_time(now(), at, ha.tz));
     let mut state = Live::new(retained, ha.tz, source.gap_limit);
