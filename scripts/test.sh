@@ -45,8 +45,8 @@ t0=$SECONDS
 # rebuild sqlx and hyper for each suite.
 ha_suite --workspace --test batches --test engines --test harness --test short_term --test ws \
     --test recorder --test heal_ha
-for t in backfill_ha backfill_db backfill_holes check_ha migrate_ha energy_dashboard safety \
-    serve_mqtt panel; do
+for t in backfill_ha backfill_db backfill_holes check_ha missing_history migrate_ha \
+    energy_dashboard safety serve_mqtt serve_doors panel; do
     ha_suite --workspace --test "$t"
 done
 echo "== HA $PWSYNC_TEST_HA pass: $((SECONDS - t0)) s"
