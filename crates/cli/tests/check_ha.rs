@@ -242,7 +242,17 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
 
     // Any energy statistic by id, and the chart.
     let svg = std::env::temp_dir().join(format!("pwsync-check-{}.svg", std::process::id()));
-    let (code, one) = check(&env, &["--entity", SOLAR, "--chart", svg.to_str().unwrap()]);
+    let (code, one) = check(
+        &env,
+        &[
+            "--since",
+            SCOPE[1],
+            "--entity",
+            SOLAR,
+            "--chart",
+            svg.to_str().unwrap(),
+        ],
+    );
     assert_eq!((code, one["statistics"].as_array().unwrap().len()), (0, 1));
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(drawn.starts_with("<svg") && drawn.contains(SOLAR) && drawn.contains("polyline"));
@@ -256,7 +266,17 @@ async fn check_finds_each_damage_and_repair_through_the_websocket_fixes_it() {
 /// `--chart FILE.png`: the same chart rasterised, with both lines and the title's text drawn.
 fn chart_as_png(env: &[(&str, String)]) {
     let path = std::env::temp_dir().join(format!("pwsync-check-{}.png", std::process::id()));
-    let (code, _) = check(env, &["--entity", SOLAR, "--chart", path.to_str().unwrap()]);
+    let (code, _) = check(
+        env,
+        &[
+            "--since",
+            SCOPE[1],
+            "--entity",
+            SOLAR,
+            "--chart",
+            path.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0);
     let bytes = std::fs::read(&path).unwrap();
     let _ = std::fs::remove_file(&path);
