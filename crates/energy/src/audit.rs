@@ -6,6 +6,8 @@
 //! installation can deliver in an hour, or disagrees with InfluxDB by more than a tolerance
 //! where InfluxDB covers the whole hour. Separately, HA's 5-minute chain must end each hour on
 //! the hourly row's `sum`, because HA's next compile continues from the latest 5-minute row.
+//! And HA must have a row for every hour InfluxDB has data for: hours before a statistic's
+//! first row or after its last one (a backfill cut short) are missing history.
 
 use crate::stats::{classify, hourly_changes, short_term_out_of_step, Change, HourIssue, StatRow};
 use crate::HOUR;
@@ -69,6 +71,13 @@ pub enum ProblemKind {
     NextOutOfStep,
     /// The live sensor's reading does not continue the statistic's last `state`.
     Seam,
+    /// HA has no rows for the `hours` hours with InfluxDB data in `[hour, to)`, before the
+    /// statistic's first row (`to` is that row's hour) or after its last one (or it has no
+    /// rows at all; `to` is the end of the last hour with data).
+    MissingHistory {
+        to: i64,
+        hours: i64,
+    },
 }
 
 impl ProblemKind {
@@ -92,6 +101,7 @@ impl ProblemKind {
             ProblemKind::OutOfStep => "5-minute chain out of step".into(),
             ProblemKind::NextOutOfStep => "next hour's 5-minute rows out of step".into(),
             ProblemKind::Seam => "seam with live sensor".into(),
+            ProblemKind::MissingHistory { hours, .. } => format!("missing history ({hours} h)"),
         }
     }
 }
@@ -104,10 +114,10 @@ pub struct Finding {
     #[serde(flatten)]
     pub kind: ProblemKind,
     /// What HA holds: the hour's change (kWh); for `OutOfStep` the 5-minute `sum`, for `Seam`
-    /// the live reading.
+    /// the live reading, for `MissingHistory` 0.
     pub found: f64,
     /// What it should be: InfluxDB's energy where known; for `OutOfStep` the hourly `sum`, for
-    /// `Seam` the last `state`.
+    /// `Seam` the last `state`, for `MissingHistory` InfluxDB's energy of the missing hours.
     pub expected: Option<f64>,
 }
 
@@ -142,6 +152,9 @@ impl Finding {
             }
             ProblemKind::Seam => {
                 "the live sensor reads far above the statistics' last state: HA's next compile records the difference as one hour's energy"
+            }
+            ProblemKind::MissingHistory { .. } => {
+                "InfluxDB has data but HA has no rows: a backfill that never ran, covered fewer days, or was cut short"
             }
         }
     }
@@ -225,8 +238,78 @@ pub fn audit(input: &AuditInput<'_>) -> Vec<Finding> {
     if let Some(f) = seam(input) {
         out.push(f);
     }
+    out.extend(missing_findings(input));
     out.sort_by_key(|f| f.hour);
     out
+}
+
+/// Hours with InfluxDB data that HA has no row for, outside its chain: before the first row
+/// or after the last one. One run of hours per side; InfluxDB's own gaps inside a run are not
+/// counted (HA cannot hold energy nobody measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingRange {
+    /// First missing hour's start.
+    pub from: i64,
+    /// Before the chain: its first row's hour. After it (or without rows): the end of the
+    /// last hour with data.
+    pub to: i64,
+    /// Missing hours with data in `[from, to)`.
+    pub hours: i64,
+}
+
+/// The history HA lacks: of `covered` (hour starts with InfluxDB data), those before the first
+/// of `rows` (hour starts HA holds a row with a `sum` for) and those after the last; all of
+/// them when `rows` is empty. Holes between two rows are not missing history (`audit` reports
+/// them as [`ProblemKind::Hole`]).
+pub fn missing_history(covered: &BTreeSet<i64>, rows: &BTreeSet<i64>) -> Vec<MissingRange> {
+    let run = |hours: Vec<i64>, to: Option<i64>| {
+        Some(MissingRange {
+            from: *hours.first()?,
+            to: to.unwrap_or(hours.last()? + HOUR),
+            hours: hours.len() as i64,
+        })
+    };
+    let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
+        return run(covered.iter().copied().collect(), None)
+            .into_iter()
+            .collect();
+    };
+    let before = run(covered.range(..first).copied().collect(), Some(first));
+    let after = run(covered.range(last + 1..).copied().collect(), None);
+    before.into_iter().chain(after).collect()
+}
+
+/// [`missing_history`] of one statistic's range, as findings. Hours after the last row are not
+/// missing while HA has 5-minute rows past it: it is compiling the meter now, and its next
+/// hourly row carries the energy since (reported as a hole if it spans several hours).
+fn missing_findings(input: &AuditInput<'_>) -> Vec<Finding> {
+    let covered: BTreeSet<i64> = input
+        .measured
+        .range(input.start..input.end)
+        .map(|(&h, _)| h)
+        .collect();
+    let rows: BTreeSet<i64> = input
+        .hourly
+        .iter()
+        .filter(|r| r.sum.is_some())
+        .map(|r| r.start)
+        .collect();
+    let compiling = rows
+        .last()
+        .is_some_and(|&last| input.short_term.iter().any(|r| r.start >= last + HOUR));
+    missing_history(&covered, &rows)
+        .into_iter()
+        .filter(|m| !(compiling && rows.last().is_some_and(|&last| m.from > last)))
+        .map(|m| Finding {
+            hour: m.from,
+            kind: ProblemKind::MissingHistory {
+                to: m.to,
+                hours: m.hours,
+            },
+            found: 0.0,
+            expected: Some(input.measured.range(m.from..m.to).map(|(_, v)| v.kwh).sum()),
+        })
+        .collect()
 }
 
 /// The energy a live hour may miss or gain at its two boundaries: `live_lag_secs` at the rate
@@ -307,6 +390,9 @@ pub enum Fix {
     Zero,
     /// Left as it is, with the reason.
     Kept { reason: KeptReason },
+    /// Missing history: InfluxDB's energy written into each of the `hours` hours with data
+    /// from this hour on (`kwh` in all), as a backfill would.
+    Filled { hours: i64, kwh: f64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -326,6 +412,9 @@ impl Fix {
         match self {
             Fix::FromInflux { kwh } => format!("set to InfluxDB's {kwh:.3} kWh"),
             Fix::Zero => "no InfluxDB data: set to 0 kWh (impossible energy removed)".into(),
+            Fix::Filled { hours, kwh } => {
+                format!("filled from InfluxDB: {hours} h, {kwh:.3} kWh")
+            }
             Fix::Kept { reason } => match reason {
                 KeptReason::PlausibleAcrossHole => {
                     "kept: no InfluxDB data, and the energy is plausible for the missing hours"
@@ -427,6 +516,25 @@ pub fn plan_repair(
                     reason: KeptReason::LiveSensor,
                 },
             }),
+            ProblemKind::MissingHistory { to, hours } => {
+                let filled: Vec<(i64, f64)> = measured
+                    .range(f.hour..to)
+                    .map(|(&h, m)| (h, m.kwh))
+                    .collect();
+                fixes.push(HourFix {
+                    hour: f.hour,
+                    fix: Fix::Filled {
+                        hours,
+                        kwh: filled.iter().map(|e| e.1).sum(),
+                    },
+                });
+                energy.extend(filled);
+                // Before a chain's first row: that row's change (unknown until now) gets
+                // InfluxDB's energy too, as the row after a hole does.
+                if measured.contains_key(&to) {
+                    set(to, &mut energy, &mut fixes);
+                }
+            }
         }
     }
     fixes.sort_by_key(|f| f.hour);
@@ -647,6 +755,143 @@ mod tests {
         assert!(with((1001.5, 600)).is_empty());
         assert_eq!(with((900.0, 600))[0].kind, ProblemKind::Seam);
         assert_eq!(with((1100.0, 600))[0].kind, ProblemKind::Seam);
+    }
+
+    #[test]
+    fn history_before_the_first_row_and_after_the_last_is_missing_and_holes_are_not() {
+        let covered: BTreeSet<i64> = [0, 1, 2, 4, 5, 6, 9, 10, 12].map(|h| h * HOUR).into();
+        let rows: BTreeSet<i64> = [4, 6].map(|h| h * HOUR).into();
+        let r = |from, to, hours| MissingRange {
+            from: from * HOUR,
+            to: to * HOUR,
+            hours,
+        };
+        // Hour 5 is a hole (between rows), hour 3 and 11 InfluxDB gaps.
+        assert_eq!(missing_history(&covered, &rows), [r(0, 4, 3), r(9, 13, 3)]);
+        assert_eq!(missing_history(&covered, &BTreeSet::new()), [r(0, 13, 9)]);
+        assert!(missing_history(&BTreeSet::new(), &rows).is_empty());
+    }
+
+    #[test]
+    fn a_truncated_chain_is_missing_history_until_ha_compiles_past_it() {
+        let m = measured(&[1.0; 10]);
+        let rows: Vec<StatRow> = chain(&[1.0; 10])[2..6].to_vec();
+        let found = audit(&input(&rows, &m));
+        assert_eq!(
+            found.iter().map(|f| (f.hour, f.kind)).collect::<Vec<_>>(),
+            [
+                (
+                    0,
+                    ProblemKind::MissingHistory {
+                        to: 2 * HOUR,
+                        hours: 2
+                    }
+                ),
+                (
+                    6 * HOUR,
+                    ProblemKind::MissingHistory {
+                        to: 10 * HOUR,
+                        hours: 4
+                    }
+                ),
+            ]
+        );
+        assert_eq!((found[1].found, found[1].expected), (0.0, Some(4.0)));
+        // HA compiles the meter again (5-minute rows past the last hour): its next hourly row
+        // closes the gap, so only the hours before the chain are missing.
+        let short = [StatRow {
+            start: 6 * HOUR,
+            state: Some(1006.0),
+            sum: Some(6.0),
+        }];
+        let live = audit(&AuditInput {
+            short_term: &short,
+            ..input(&rows, &m)
+        });
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert_eq!(live[0].hour, 0);
+        // No InfluxDB data, nothing missing: a statistic pwsync has no source for.
+        assert!(audit(&input(&rows, &BTreeMap::new())).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Every hour with data outside the chain is in exactly one range, nothing inside the
+        /// chain is, and a range holds no row: ranges are what a backfill of them would write.
+        #[test]
+        fn missing_ranges_are_exactly_the_data_outside_the_chain(
+            covered in proptest::collection::btree_set(0i64..120, 0..80),
+            rows in proptest::collection::btree_set(0i64..120, 0..40),
+        ) {
+            let covered: BTreeSet<i64> = covered.into_iter().map(|h| h * HOUR).collect();
+            let rows: BTreeSet<i64> = rows.into_iter().map(|h| h * HOUR).collect();
+            let ranges = missing_history(&covered, &rows);
+            proptest::prop_assert!(ranges.len() <= 2);
+            proptest::prop_assert!(ranges.windows(2).all(|w| w[0].to <= w[1].from));
+            let outside = |h: i64| match (rows.first(), rows.last()) {
+                (Some(&a), Some(&b)) => h < a || h > b,
+                _ => true,
+            };
+            for &h in &covered {
+                let n = ranges.iter().filter(|m| (m.from..m.to).contains(&h)).count();
+                proptest::prop_assert_eq!(n, usize::from(outside(h)), "hour {}", h);
+            }
+            for m in &ranges {
+                // A range ends where the chain begins, or after its last hour with data.
+                let ends = rows.first() == Some(&m.to) || covered.contains(&(m.to - HOUR));
+                proptest::prop_assert!(covered.contains(&m.from) && ends, "{:?}", m);
+                proptest::prop_assert_eq!(m.hours as usize, covered.range(m.from..m.to).count());
+                proptest::prop_assert!(rows.range(m.from..m.to).next().is_none());
+            }
+            let filled: BTreeSet<i64> = rows
+                .iter()
+                .copied()
+                .chain(ranges.iter().flat_map(|m| covered.range(m.from..m.to).copied()))
+                .collect();
+            proptest::prop_assert!(missing_history(&covered, &filled).is_empty());
+        }
+
+        /// A chain cut to any stretch of InfluxDB's hours (none at all included), repaired as
+        /// `plan_repair` decides and spliced, holds InfluxDB's energy in every hour with data
+        /// and audits clean.
+        #[test]
+        fn repairing_missing_history_leaves_a_clean_chain(
+            kwh in proptest::collection::vec(proptest::option::of(0.0f64..5.0), 2..60),
+            keep in (0usize..60, 0usize..60),
+        ) {
+            let m: BTreeMap<i64, Measured> = kwh
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| k.map(|k| (i as i64 * HOUR, Measured { kwh: k, complete: true })))
+                .collect();
+            let full: Vec<StatRow> = {
+                let mut sum = 0.0;
+                m.iter()
+                    .map(|(&h, v)| {
+                        sum += v.kwh;
+                        StatRow { start: h, state: Some(sum), sum: Some(sum) }
+                    })
+                    .collect()
+            };
+            let (a, b) = (keep.0.min(keep.1).min(full.len()), keep.0.max(keep.1).min(full.len()));
+            let rows = full[a..b].to_vec();
+            let findings = audit(&input(&rows, &m));
+            let plan = plan_repair(&findings, &m, 30.0, false);
+            let states = anchored_states(&rows, &plan.energy);
+            let sp = crate::splice::splice(&crate::splice::SpliceInput {
+                existing: &rows,
+                energy: &plan.energy,
+                states: &states,
+                incomplete: &[],
+                overwrite: true,
+            });
+            let after = crate::splice::apply_plan(&rows, &sp);
+            let again = audit(&input(&after, &m));
+            proptest::prop_assert!(again.is_empty(), "{:?} after {:?}", again, findings);
+            proptest::prop_assert_eq!(after.len(), m.len());
+            for c in crate::stats::hourly_changes_from_zero(&after) {
+                proptest::prop_assert!((c.kwh - m[&c.start].kwh).abs() < 1e-9, "{:?}", c);
+            }
+        }
     }
 
     #[test]

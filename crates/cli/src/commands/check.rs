@@ -1,5 +1,6 @@
 //! `pwsync check`: find spikes, negative hours, holes, hours that disagree with InfluxDB, a
-//! 5-minute chain out of step and a bad seam with the live sensor. Exit 0 only when clean.
+//! 5-minute chain out of step, a bad seam with the live sensor and missing history (hours with
+//! InfluxDB data and no row in HA). Exit 0 only when clean.
 
 use crate::commands::chart;
 use crate::config::Config;
@@ -154,7 +155,7 @@ pub fn print_report(r: &CheckReport, tz: chrono_tz::Tz) {
             for f in &s.findings {
                 t.add_row(vec![
                     s.statistic_id.clone(),
-                    fmt_ts(f.hour, tz),
+                    pwsync_jobs::check::when(f, tz),
                     f.kind.label(),
                     f.expected.map_or("-".into(), |e| format!("{e:.3} kWh")),
                     format!("{:.3} kWh", f.found),
@@ -165,7 +166,7 @@ pub fn print_report(r: &CheckReport, tz: chrono_tz::Tz) {
         println!("{t}");
         println!("Fix them with `pwsync repair --dry-run`, then `pwsync repair`.");
     } else {
-        println!("Clean: every hour is plausible and agrees with InfluxDB.");
+        println!("Clean: every hour InfluxDB has data for has a row, plausible and agreeing with InfluxDB.");
     }
     let s = &r.seconds;
     tracing::info!(

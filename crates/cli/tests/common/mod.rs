@@ -52,6 +52,19 @@ pub fn ok(o: Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
 }
 
+/// `check --json` with `args`: its exit code (0 clean, 3 problems; anything else fails the
+/// test) and its report.
+pub fn check_json(env: &[(&str, String)], args: &[&str]) -> (i32, serde_json::Value) {
+    let o = pwsync(env, &[&["check", "--json"], args].concat());
+    let code = o.status.code().unwrap();
+    assert!(
+        code == 0 || code == 3,
+        "check failed ({code}): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (code, serde_json::from_slice(&o.stdout).unwrap())
+}
+
 /// [`ok`], printing how long the run took and how many rows it wrote.
 pub fn ok_timed(what: &str, env: &[(&str, String)], args: &[&str]) -> serde_json::Value {
     let t0 = Instant::now();

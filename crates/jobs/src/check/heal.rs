@@ -1,6 +1,6 @@
 //! `heal`: `serve`'s hourly repair of the last compiled hours.
 
-use super::repair::{repair_range, StatisticRepair};
+use super::repair::{repair_range, Fill, StatisticRepair};
 use super::CheckOptions;
 use crate::range::compiled_limit;
 use crate::JobError;
@@ -58,7 +58,9 @@ pub async fn heal(
         live: BTreeMap::new(),
         live_lag_secs: opts.live_lag_secs,
     };
-    let (report, _) = repair_range(source, store, &check, start, end, false).await?;
+    // Missing history is `backfill`'s and `repair`'s to write, not a by-product of a heal.
+    let (report, _) =
+        repair_range(source, store, &check, (start, end), Fill::DamageOnly, false).await?;
     for s in &report.statistics {
         for f in &s.fixes {
             tracing::info!(

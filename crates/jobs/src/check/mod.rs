@@ -1,6 +1,8 @@
 //! `check`, `repair` and `heal`: read a statistic's rows from HA and its energy from InfluxDB,
 //! let the core's `audit` say what is wrong, and (repair, heal) splice InfluxDB's energy into
 //! the bad hours with overwrite, as `backfill --overwrite` would for those hours alone.
+//! `repair` (not `heal`) also writes missing history: hours with InfluxDB data before a
+//! meter's first row or after its last, or a meter HA has no statistic of yet.
 //!
 //! One concept per file: `survey` (what to read, HA and InfluxDB read at once, the audit),
 //! `daily` (daily totals for the chart), `repair` (planning and applying a repair), `heal`
@@ -15,11 +17,11 @@ pub use heal::{heal, HealOptions, HealReport};
 pub use repair::{repair, RepairReport, StatisticRepair};
 pub use survey::statistic_ids;
 
-use crate::range::{DateRange, RangeStart};
+use crate::range::{fmt_ts, DateRange, RangeStart};
 use crate::JobError;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use pwsync_energy::audit::{Finding, Tolerance};
+use pwsync_energy::audit::{Finding, ProblemKind, Tolerance};
 use pwsync_energy::{Field, HOUR};
 use pwsync_store::{EnergySource, StatisticsStore};
 use serde::Serialize;
@@ -103,6 +105,16 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn is_clean(&self) -> bool {
         self.problems == 0
+    }
+}
+
+/// When a finding is, in local time for tables: its hour, or for missing history its range.
+pub fn when(f: &Finding, tz: Tz) -> String {
+    match f.kind {
+        ProblemKind::MissingHistory { to, .. } => {
+            format!("{} → {}", fmt_ts(f.hour, tz), fmt_ts(to, tz))
+        }
+        _ => fmt_ts(f.hour, tz),
     }
 }
 

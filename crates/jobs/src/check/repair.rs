@@ -5,7 +5,7 @@
 use super::survey::{survey, Surveyed};
 use super::{report, resolve_range, CheckOptions, CheckReport};
 use crate::JobError;
-use pwsync_energy::audit::{anchored_states, plan_repair, HourFix};
+use pwsync_energy::audit::{anchored_states, plan_repair, Finding, HourFix, ProblemKind};
 use pwsync_energy::live::ha_compile;
 use pwsync_energy::splice::{
     apply_plan, apply_short_term, splice, splice_short_term, SpliceInput, SplicePlan,
@@ -43,22 +43,42 @@ pub async fn repair(
     dry_run: bool,
 ) -> Result<(RepairReport, WritePlan), JobError> {
     let (start, end) = resolve_range(source, opts).await?;
-    repair_range(source, store, opts, start, end, dry_run).await
+    repair_range(source, store, opts, (start, end), Fill::Missing, dry_run).await
+}
+
+/// Whether a repair writes missing history (`repair`, like a backfill) or leaves it to them
+/// (`serve`'s hourly heal, which mends damage in hours HA holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fill {
+    Missing,
+    DamageOnly,
 }
 
 pub(super) async fn repair_range(
     source: &dyn EnergySource,
     store: &dyn StatisticsStore,
     opts: &CheckOptions,
-    start: i64,
-    end: i64,
+    (start, end): (i64, i64),
+    fill: Fill,
     dry_run: bool,
 ) -> Result<(RepairReport, WritePlan), JobError> {
     let survey = survey(source, store, opts, start, end).await?;
     let mut plan = WritePlan::default();
     let mut statistics = Vec::new();
-    for s in survey.stats.iter().filter(|s| !s.findings.is_empty()) {
-        let (write, fixes) = plan_statistic(s, opts.limit_kwh, store.writes_short_term());
+    for s in &survey.stats {
+        let findings: Vec<Finding> = s
+            .findings
+            .iter()
+            .filter(|f| {
+                fill == Fill::Missing || !matches!(f.kind, ProblemKind::MissingHistory { .. })
+            })
+            .copied()
+            .collect();
+        if findings.is_empty() {
+            continue;
+        }
+        let (write, fixes) =
+            plan_statistic(s, &findings, opts.limit_kwh, store.writes_short_term());
         statistics.push(StatisticRepair {
             statistic_id: s.id.clone(),
             fixes,
@@ -80,10 +100,16 @@ pub(super) async fn repair_range(
     Ok((report, plan))
 }
 
-/// The write that fixes one statistic: a splice with overwrite of the hours `plan_repair`
-/// chose, and (where the store writes them) its 5-minute rows plus those of out-of-step hours.
-fn plan_statistic(s: &Surveyed, limit_kwh: f64, short_writable: bool) -> (StatWrite, Vec<HourFix>) {
-    let decided = plan_repair(&s.findings, &s.measured, limit_kwh, short_writable);
+/// The write that fixes `findings` of one statistic: a splice with overwrite of the hours
+/// `plan_repair` chose, and (where the store writes them) its 5-minute rows plus those of
+/// out-of-step hours.
+fn plan_statistic(
+    s: &Surveyed,
+    findings: &[Finding],
+    limit_kwh: f64,
+    short_writable: bool,
+) -> (StatWrite, Vec<HourFix>) {
+    let decided = plan_repair(findings, &s.measured, limit_kwh, short_writable);
     let states = anchored_states(&s.hourly, &decided.energy);
     let sp = splice(&SpliceInput {
         existing: &s.hourly,
@@ -171,7 +197,7 @@ fn rebuild_short_term(
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use pwsync_energy::audit::{audit, AuditInput, Measured, ProblemKind, Tolerance};
+    use pwsync_energy::audit::{audit, AuditInput, Measured, Tolerance};
     use pwsync_energy::live::{seam, Seam};
     use pwsync_energy::meter::meter_reading;
     use pwsync_energy::splice::apply_writes;
@@ -222,7 +248,8 @@ mod tests {
     }
 
     fn repair_rows(rows: &mut Rows, m: &BTreeMap<i64, Measured>, end: i64, db: bool) -> StatWrite {
-        let (w, _) = plan_statistic(&surveyed(rows, m, end), LIMIT, db);
+        let s = surveyed(rows, m, end);
+        let (w, _) = plan_statistic(&s, &s.findings, LIMIT, db);
         rows.apply(&w);
         w
     }
@@ -378,7 +405,7 @@ mod tests {
             repair_rows(&mut rows, &measured, end, true);
             let again = surveyed(&rows, &measured, end);
             prop_assert!(again.findings.is_empty(), "{:?}\n{rows:?}", again.findings);
-            let (w, _) = plan_statistic(&again, LIMIT, true);
+            let (w, _) = plan_statistic(&again, &again.findings, LIMIT, true);
             prop_assert!(
                 w.hourly.is_empty() && w.shifts.is_empty() && w.short_term.is_empty(),
                 "a second repair plans {w:?}"

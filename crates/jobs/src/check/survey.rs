@@ -70,7 +70,7 @@ pub(super) async fn survey(
     let wanted = targets(opts);
     let ids: Vec<String> = wanted.iter().map(|t| t.0.clone()).collect();
     let metas = store.metadata(&ids).await?;
-    let mut skipped = Vec::new();
+    let mut absent = Vec::new();
     let mut present = Vec::new();
     for (id, field) in wanted {
         match metas.iter().find(|m| m.statistic_id == id) {
@@ -87,13 +87,15 @@ pub(super) async fn survey(
                     "statistic {id} is not in HA: `pwsync doctor` lists the statistics that exist"
                 )))
             }
-            None => skipped.push(Skipped {
-                statistic_id: id,
-                reason: "not in HA yet: run `pwsync backfill --all` to create it".into(),
-            }),
+            None => absent.push((id, field)),
         }
     }
-    let fields: Vec<Field> = present.iter().filter_map(|p| p.1).collect();
+    // A meter HA has no statistic of yet is read from InfluxDB too: its history is missing.
+    let fields: Vec<Field> = present
+        .iter()
+        .filter_map(|p| p.1)
+        .chain(absent.iter().filter_map(|a| a.1))
+        .collect();
 
     let ha = async {
         let t = Instant::now();
@@ -116,7 +118,25 @@ pub(super) async fn survey(
             .map_err(JobError::Source)?;
         Ok::<_, JobError>((e, t.elapsed()))
     };
-    let ((rows, ha_time), (energy, influx_time)) = try_join(ha, influx).await?;
+    let ((mut rows, ha_time), (energy, influx_time)) = try_join(ha, influx).await?;
+
+    let mut skipped = Vec::new();
+    for (id, field) in absent {
+        let with_data = field
+            .and_then(|f| energy.get(&f))
+            .is_some_and(|i| i.buckets.iter().any(|b| b.covered > 0));
+        match field {
+            Some(f) if with_data => {
+                let meta = StatMeta::energy_kwh(&id, &crate::backfill::meter_name(f));
+                present.push((id, field, meta));
+                rows.push((Vec::new(), Vec::new()));
+            }
+            _ => skipped.push(Skipped {
+                statistic_id: id,
+                reason: "not in HA, and InfluxDB has no data for it in the range".into(),
+            }),
+        }
+    }
 
     let t_analysis = Instant::now();
     let mut stats = Vec::new();
@@ -150,6 +170,8 @@ pub(super) async fn survey(
             findings,
         });
     }
+    // Report in the order asked (pwsync's meters in their usual order).
+    stats.sort_by_key(|s| ids.iter().position(|id| *id == s.id));
     Ok(Survey {
         start,
         end,

@@ -565,6 +565,11 @@ mod tests {
         assert!(!only_at_live_end(&report(&[ProblemKind::Spike {
             limit_kwh: 10.0
         }])));
+        // Missing history is a backfill's to write, nothing the seam guard moves.
+        assert!(!only_at_live_end(&report(&[
+            ProblemKind::Seam,
+            ProblemKind::MissingHistory { to: 7200, hours: 2 }
+        ])));
     }
 
     #[test]

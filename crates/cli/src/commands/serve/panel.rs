@@ -174,7 +174,7 @@ impl Panel {
             .iter()
             .flat_map(|s| {
                 s.findings.iter().map(move |f| ProblemRow {
-                    hour: pwsync_jobs::range::fmt_ts(f.hour, tz),
+                    hour: pwsync_jobs::check::when(f, tz),
                     statistic: s.statistic_id.clone(),
                     kind: f.kind.label(),
                     found: format!("{:.3}", f.found),
