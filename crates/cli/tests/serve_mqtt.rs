@@ -1325,15 +1325,17 @@ fn reconnect_lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Jobs on (HA configured), but no HA to start: a job that starts fails at once, which is all a
-/// test of "which commands start a job" needs.
-fn env_with_jobs_and_no_ha(
+/// serve with its jobs, for an HA that has no MQTT integration: it answers serve's websocket
+/// (serve waits for HA before it publishes), but never sends a birth message that would make
+/// serve publish discovery again.
+fn env_with_jobs(
     influx: &InfluxServer,
     broker: &Mosquitto,
+    ha: &HaInstance,
 ) -> Vec<(&'static str, String)> {
     let mut e = env(influx, broker);
-    e.push(("PWSYNC_HOMEASSISTANT__URL", "http://127.0.0.1:1".into()));
-    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", "no-ha-here".into()));
+    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
     e.push(("PWSYNC_SERVE__CHECK_DAILY_AT", String::new()));
     e
 }
@@ -1358,8 +1360,9 @@ async fn a_retained_command_never_runs_and_an_oversized_message_breaks_nothing()
     );
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
+    let ha = HaInstance::start(HaOptions::default().with_time_zone(ZONE)).unwrap();
     let mut serve = spawn_serve_with(
-        &env_with_jobs_and_no_ha(&influx, &broker),
+        &env_with_jobs(&influx, &broker, &ha),
         "2",
         "", // the default level
         std::fs::File::create(&log).unwrap().into(),
