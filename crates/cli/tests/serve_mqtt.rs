@@ -1521,17 +1521,17 @@ async fn warnings_are_coloured_only_on_a_terminal_without_no_color() {
     };
     let coloured = on_terminal(false);
     assert!(
-        coloured.contains("HA not reachable") && coloured.contains("\u{1b}["),
+        coloured.contains("cannot reach Home Assistant") && coloured.contains("\u{1b}["),
         "{coloured:?}"
     );
     let plain = on_terminal(true);
     assert!(
-        plain.contains("HA not reachable") && !plain.contains('\u{1b}'),
+        plain.contains("cannot reach Home Assistant") && !plain.contains('\u{1b}'),
         "{plain:?}"
     );
     let piped = String::from_utf8_lossy(&pwsync(&env, &["serve", "--once"]).stderr).into_owned();
     assert!(
-        piped.contains("HA not reachable") && !piped.contains('\u{1b}'),
+        piped.contains("cannot reach Home Assistant") && !piped.contains('\u{1b}'),
         "{piped:?}"
     );
 }

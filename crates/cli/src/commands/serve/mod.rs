@@ -25,7 +25,7 @@ mod waiting;
 
 use crate::config::Config;
 use anyhow::Result;
-use broker::{publish_configs, read_retained, subscribe, uninstall, wait, Discovery, Shutdown};
+use broker::{read_retained, subscribe, uninstall, wait, Discovery, Shutdown};
 use ha::{next_heal_time, HaLink};
 use jobs::{Job, JobGate, Jobs, Trigger};
 use journal::Journal;
@@ -170,7 +170,8 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
     // wrong name, must not leave a device of unavailable entities behind.
     let mut announced = false;
     loop {
-        let published = poll(&source, &mut state, &mqtt, &topics).await;
+        let announce = (!announced).then_some(&disc);
+        let published = poll(&source, &mut state, &mqtt, &topics, announce).await;
         if published.is_ok() {
             heartbeat.beat(now());
             if waiting.over() && announced {
@@ -182,7 +183,6 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
                     pwsync_redact::url(&cfg.influxdb.url),
                     cfg.influxdb.database
                 );
-                publish_configs(&mqtt, &disc).await?;
                 announced = true;
             }
             if let Some(p) = &panel {

@@ -1,6 +1,7 @@
 //! One poll: one InfluxDB request, the meters extended by its tail, the states published (or
 //! `offline` on an error, never a 0).
 
+use super::broker::{publish_configs, Discovery};
 use super::meters::{roll_periods, start_meters, Live, Period};
 use super::{now, MARKS_KEPT, SETTLE};
 use crate::source::Source;
@@ -18,16 +19,23 @@ use std::collections::BTreeMap;
 /// Instant sensors are not refreshed from a sample older than this.
 const STALE: i64 = 10 * 60;
 
-/// One poll: read, compute, publish. An error publishes `offline` and nothing else.
+/// One poll: read, compute, publish. An error publishes `offline` and nothing else. With
+/// `announce` (the first successful poll), the discovery configs go out first, once the values
+/// are known: HA hears of no sensor before there is something to show, and finds each state
+/// right after its entity.
 pub(super) async fn poll(
     source: &Source,
     live: &mut Live,
     mqtt: &Mqtt,
     topics: &Topics,
+    announce: Option<&Discovery<'_>>,
 ) -> Result<()> {
     let result = poll_values(source, live).await;
     match result {
         Ok(states) => {
+            if let Some(d) = announce {
+                publish_configs(mqtt, d).await?;
+            }
             for (key, value) in &states {
                 mqtt.publish(&topics.state(key), value.clone(), true)
                     .await?;
