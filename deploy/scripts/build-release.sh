@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 arch=${1:-amd64}
 target=${CARGO_TARGET_DIR:-target}
+# Release artifacts ship stripped: no debuginfo to generate (it doubles the cross build's time).
+export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-0}
 case $arch in
     amd64)
         cargo build --release --locked -q -p pwsync >&2
