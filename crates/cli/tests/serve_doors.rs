@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use pwsync_mqtt::{Incoming, Mqtt, MqttSettings};
 use pwsync_testkit::ha::{HaInstance, HaOptions};
 use pwsync_testkit::influxd::InfluxServer;
 use pwsync_testkit::mosquitto::Mosquitto;
@@ -43,44 +42,6 @@ fn health_says(dir: &std::path::Path, needles: &[&str], timeout: Duration) -> St
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-async fn listener(port: u16) -> Mqtt {
-    let m = Mqtt::connect(&MqttSettings {
-        url: format!("mqtt://127.0.0.1:{port}"),
-        ca_file: None,
-        username: None,
-        password: None,
-        client_id: format!("test-start-{}", std::process::id()),
-        configured_client_id: true,
-        will: None,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
-    m.subscribe("#").await.unwrap();
-    m
-}
-
-/// Every (topic, payload) the listener gets within `d`, or until `until` holds.
-async fn gather(
-    m: &mut Mqtt,
-    seen: &mut Vec<(String, String)>,
-    d: Duration,
-    until: impl Fn(&[(String, String)]) -> bool,
-) -> bool {
-    let deadline = Instant::now() + d;
-    while Instant::now() < deadline {
-        if let Some(Incoming::Message { topic, payload, .. }) =
-            m.next(Duration::from_millis(200)).await
-        {
-            seen.push((topic, payload));
-            if until(seen) {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 fn configs(seen: &[(String, String)]) -> BTreeSet<&str> {
@@ -129,7 +90,7 @@ async fn serve_started_before_the_broker_and_the_database_publishes_once_both_ap
     );
 
     broker.restart().unwrap();
-    let mut m = listener(broker.port()).await;
+    let mut m = mqtt_listener(&broker.url(), "#").await;
     // The broker is there; the database is not (Powerwall-Dashboard has not made it yet).
     health_says(
         state.path(),
@@ -137,7 +98,7 @@ async fn serve_started_before_the_broker_and_the_database_publishes_once_both_ap
         Duration::from_secs(30),
     );
     let mut seen = Vec::new();
-    gather(&mut m, &mut seen, Duration::from_secs(4), |_| false).await;
+    collect(&mut m, &mut seen, Duration::from_secs(4), |_| false).await;
     assert!(
         configs(&seen).is_empty(),
         "discovery configs before the first successful poll: {:?}",
@@ -154,7 +115,7 @@ async fn serve_started_before_the_broker_and_the_database_publishes_once_both_ap
     simulate(&influx.url(), &yesterday, 2, 4);
     let all = pwsync_mqtt::discovery::catalogue().len() + pwsync_mqtt::discovery::controls().len();
     let sensors = pwsync_mqtt::discovery::catalogue().len();
-    let published = gather(&mut m, &mut seen, Duration::from_secs(60), |s| {
+    let published = collect(&mut m, &mut seen, Duration::from_secs(60), |s| {
         configs(s).len() >= sensors
             && s.iter().any(|(t, p)| {
                 t == "pwsync/powerwall/home_usage/state" && p.parse::<f64>().is_ok_and(|v| v > 0.0)

@@ -68,41 +68,7 @@ fn env(influx: &InfluxServer, broker: &Mosquitto) -> Vec<(&'static str, String)>
 
 /// A test's own MQTT client, subscribed to pwsync's topics.
 async fn listener(broker: &Mosquitto) -> Mqtt {
-    let m = Mqtt::connect(&MqttSettings {
-        url: broker.url(),
-        ca_file: None,
-        username: None,
-        password: None,
-        client_id: format!("test-{}", std::process::id()),
-        configured_client_id: true,
-        will: None,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
-    m.subscribe("pwsync/#").await.unwrap();
-    m
-}
-
-/// Every message until `until` holds or `timeout` passes.
-async fn collect(
-    m: &mut Mqtt,
-    seen: &mut Vec<(String, String)>,
-    timeout: Duration,
-    until: impl Fn(&[(String, String)]) -> bool,
-) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(Incoming::Message { topic, payload, .. }) =
-            m.next(Duration::from_millis(200)).await
-        {
-            seen.push((topic, payload));
-            if until(seen) {
-                return true;
-            }
-        }
-    }
-    false
+    mqtt_listener(&broker.url(), "pwsync/#").await
 }
 
 fn meter_values(seen: &[(String, String)], key: &str) -> Vec<f64> {

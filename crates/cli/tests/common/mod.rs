@@ -358,3 +358,42 @@ pub async fn job_done(c: &HaClient, job: &str, since: i64) -> pwsync_ha::EntityS
     )
     .await
 }
+
+/// A test's own MQTT client on the broker at `url`, subscribed to `filter`.
+pub async fn mqtt_listener(url: &str, filter: &str) -> pwsync_mqtt::Mqtt {
+    let m = pwsync_mqtt::Mqtt::connect(&pwsync_mqtt::MqttSettings {
+        url: url.to_string(),
+        ca_file: None,
+        username: None,
+        password: None,
+        client_id: format!("test-{}", std::process::id()),
+        configured_client_id: true,
+        will: None,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    m.subscribe(filter).await.unwrap();
+    m
+}
+
+/// Every message `m` gets until `until` holds (`true`) or `timeout` passes (`false`).
+pub async fn collect(
+    m: &mut pwsync_mqtt::Mqtt,
+    seen: &mut Vec<(String, String)>,
+    timeout: Duration,
+    until: impl Fn(&[(String, String)]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(pwsync_mqtt::Incoming::Message { topic, payload, .. }) =
+            m.next(Duration::from_millis(200)).await
+        {
+            seen.push((topic, payload));
+            if until(seen) {
+                return true;
+            }
+        }
+    }
+    false
+}
