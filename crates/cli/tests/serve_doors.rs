@@ -51,17 +51,27 @@ fn configs(seen: &[(String, String)]) -> BTreeSet<&str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn serve_started_before_the_broker_and_the_database_publishes_once_both_appear() {
-    let Some(_) = or_skip(Mosquitto::available()) else {
-        return;
-    };
-    let Some(influx) = or_skip(InfluxServer::start()) else {
-        return;
-    };
-    // The broker's port is known, but nothing listens there yet.
+/// An empty InfluxDB and a broker that has a port but is not running, or `None` to skip where
+/// they are truly absent.
+fn influx_and_a_stopped_broker() -> Option<(InfluxServer, Mosquitto)> {
+    or_skip(Mosquitto::available())?;
+    let influx = or_skip(InfluxServer::start())?;
     let mut broker = Mosquitto::start().unwrap();
     broker.stop();
+    Some((influx, broker))
+}
+
+/// A panel page's HTML.
+async fn panel_page(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_started_before_the_broker_and_the_database_publishes_once_both_appear() {
+    // The broker's port is known, but nothing listens there yet.
+    let Some((influx, mut broker)) = influx_and_a_stopped_broker() else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("serve.log");
     let env = vec![
@@ -150,14 +160,9 @@ async fn serve_started_before_the_broker_and_the_database_publishes_once_both_ap
 
 #[test]
 fn one_shot_runs_still_fail_fast_without_a_broker() {
-    let Some(_) = or_skip(Mosquitto::available()) else {
+    let Some((influx, broker)) = influx_and_a_stopped_broker() else {
         return;
     };
-    let Some(influx) = or_skip(InfluxServer::start()) else {
-        return;
-    };
-    let mut broker = Mosquitto::start().unwrap();
-    broker.stop();
     let env = vec![
         ("PWSYNC_INFLUXDB__URL", influx.url()),
         ("PWSYNC_MQTT__URL", broker.url()),
@@ -303,14 +308,7 @@ async fn a_backfill_killed_half_way_is_reported_interrupted_and_resumed_to_a_cle
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("http://{panel}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = panel_page(&http, &format!("http://{panel}/")).await;
     assert!(page.contains("A job was interrupted"), "{page}");
     assert!(
         page.contains("The backfill started by HA&#39;s button at")
@@ -334,14 +332,7 @@ async fn a_backfill_killed_half_way_is_reported_interrupted_and_resumed_to_a_cle
     let done = job_done(&c, "backfill", t).await;
     assert_eq!(done.state, "succeeded", "{done:?}");
     assert_eq!(done.attributes["trigger"], "panel", "{done:?}");
-    let page = http
-        .get(format!("http://{panel}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = panel_page(&http, &format!("http://{panel}/")).await;
     assert!(
         !page.contains("A job was interrupted"),
         "the banner stays after the resume"
