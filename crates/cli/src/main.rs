@@ -1,15 +1,9 @@
 //! pwsync: the binary edge. Parses flags, loads configuration, runs one command, maps the
 //! outcome to an exit code. Everything below `commands` is thin; the work lives in the crates.
 
-mod addon;
-mod broker;
 mod commands;
-mod config;
 mod exit;
-mod heartbeat;
 mod output;
-mod source;
-mod target;
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -654,7 +654,7 @@ fn addon_config_follows_the_supervisor_rules() {
         assert!(["provide", "want", "need"].contains(&f), "{s}");
     }
     assert!(services.contains(&"mqtt:need"), "{services:?}");
-    // The panel in HA's sidebar: the port `--addon` gives web.listen (crates/cli/src/addon.rs).
+    // The panel in HA's sidebar: the port `--addon` gives web.listen (crates/config/src/addon.rs).
     assert_eq!(c["ingress"], Yaml::Bool(true), "the panel through ingress");
     assert_eq!(c["ingress_port"].as_i64(), Some(8099));
     assert!(

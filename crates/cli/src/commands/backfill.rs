@@ -1,12 +1,12 @@
 //! `pwsync backfill`: InfluxDB history into HA's long-term statistics of pwsync's meters.
 
 use crate::commands::energy::NO_DATA;
-use crate::config::Config;
 use crate::output::table;
-use crate::source::Source;
-use crate::target::{Opened, TargetArgs};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use pwsync_config::source::Source;
+use pwsync_config::target::{Opened, TargetArgs};
+use pwsync_config::Config;
 use pwsync_energy::local::{parse_date, HourRange};
 use pwsync_energy::{Field, HoleKept};
 use pwsync_jobs::backfill::Step;
@@ -55,7 +55,7 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
     };
     // The arguments before any connection: a mistyped date is named even with a server down.
     let range = date_range(&args)?;
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     let target = Opened::open(&args.target, cfg, args.dry_run).await?;
     let result = match source.client.check_source(&source.map, &fields).await {
         Ok(()) => backfill_into(&args, cfg, &source, &target, fields, range).await,
@@ -129,7 +129,7 @@ pub async fn run_job(
     } else {
         ProgressBar::hidden()
     };
-    let mut steps = crate::output::StepProgress::from_env();
+    let mut steps = pwsync_daemon::progress::StepProgress::from_env();
     let mut progress = |s: Step| bar.set_message(steps.step(&s).1);
     let r = backfill(source, store, opts, &mut progress).await;
     bar.finish_and_clear();

@@ -5,9 +5,9 @@
 use super::backfill::{print_report, run_job};
 use super::energy::{gap_rows, monthly, print_gaps, print_periods};
 use super::simulate::load;
-use crate::config::Config;
-use crate::source::Source;
 use anyhow::{bail, Context, Result};
+use pwsync_config::source::Source;
+use pwsync_config::Config;
 use pwsync_energy::local::{group_by_local_day, local_day_range};
 use pwsync_energy::Field;
 use pwsync_energy::{Bucket, Integration};
@@ -43,7 +43,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     cfg.influxdb.url = server.url();
     cfg.time_zone = DEMO_TZ.into();
     let tz = cfg.tz()?;
-    let source = crate::source::from_config(&cfg)?;
+    let source = pwsync_config::source::from_config(&cfg)?;
     let origin = local_day_range(pwsync_energy::local::parse_date(DEMO_START)?, tz).0;
     let n = load(&source, args.seed, origin, args.days, tz).await?;
     println!(

@@ -2,11 +2,11 @@
 //! reads a user's data right. Days are cut at the exact local midnight, also where it falls
 //! inside a UTC hour (Adelaide, India, Nepal, Newfoundland).
 
-use crate::config::Config;
 use crate::output::{kwh, table};
 use anyhow::{bail, Result};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use pwsync_config::Config;
 use pwsync_energy::local::{
     group_by_local_day, group_by_local_month, local_day_range, parse_date, LocalPeriod,
 };
@@ -91,7 +91,7 @@ pub async fn run(args: EnergyArgs, cfg: &Config) -> Result<()> {
     } else {
         args.fields.clone()
     };
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     source.client.check_source(&source.map, &fields).await?;
     let (start, end) = (local_day_range(s, tz).0, local_day_range(e, tz).1);
     let energy = source.local_slices(&fields, start, end, tz).await?;

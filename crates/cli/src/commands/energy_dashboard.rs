@@ -2,10 +2,10 @@
 //! merged with what is there, previewed as a diff, the previous preferences saved for
 //! `--restore`.
 
-use super::migrate::entity;
-use crate::config::Config;
-use crate::target::ha_client;
 use anyhow::{bail, Context, Result};
+use pwsync_config::target::ha_client;
+use pwsync_config::target::registry_entity as entity;
+use pwsync_config::Config;
 use pwsync_ha::HaClient;
 use pwsync_jobs::dashboard::{self, default_prefs, DashboardPlan, Slot};
 use serde::Serialize;

@@ -1,8 +1,8 @@
 //! `pwsync health`: exit 0 while `serve` publishes, 1 when its last successful poll is stale
-//! (the container image's HEALTHCHECK; see [`crate::heartbeat`]).
+//! (the container image's HEALTHCHECK; see [`pwsync_daemon::heartbeat`]).
 
-use crate::heartbeat::{self, Heartbeat};
 use anyhow::{bail, Context, Result};
+use pwsync_daemon::heartbeat::{self, Heartbeat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -2,14 +2,14 @@
 //! recorded energy onto pwsync's meters, then InfluxDB's energy over it.
 
 use super::backfill::print_report;
-use crate::config::Config;
 use crate::exit;
 use crate::output::table;
-use crate::source::Source;
-use crate::target::{Opened, TargetArgs};
 use anyhow::{bail, Context, Result};
 use chrono_tz::Tz;
 use clap::ValueEnum;
+use pwsync_config::source::Source;
+use pwsync_config::target::{Opened, TargetArgs};
+use pwsync_config::Config;
 use pwsync_energy::local::parse_date;
 use pwsync_jobs::backfill::Step;
 use pwsync_jobs::migrate::{
@@ -83,7 +83,7 @@ pub struct MigrateArgs {
 }
 
 pub async fn run(args: MigrateArgs, cfg: &Config) -> Result<ExitCode> {
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     let target = Opened::open(&args.target, cfg, args.dry_run).await?;
     let result = migrate_into(&args, cfg, &source, &target).await;
     target.close().await;
@@ -166,7 +166,7 @@ async fn migrate_into(
             eprintln!("{note}");
         }
     }
-    let mut steps = crate::output::StepProgress::from_env();
+    let mut steps = pwsync_daemon::progress::StepProgress::from_env();
     let mut progress = |s: Step| {
         steps.step(&s);
     };
@@ -177,7 +177,12 @@ async fn migrate_into(
 async fn registry(args: &MigrateArgs, target: &Opened) -> Result<Option<Vec<RegistryEntity>>> {
     if let Some(ha) = target.ha() {
         let entries = ha.entity_registry_list().await?;
-        return Ok(Some(entries.into_iter().map(entity).collect()));
+        return Ok(Some(
+            entries
+                .into_iter()
+                .map(pwsync_config::target::registry_entity)
+                .collect(),
+        ));
     }
     let dir = args.ha_config.clone().or_else(|| {
         target
@@ -202,15 +207,12 @@ async fn registry(args: &MigrateArgs, target: &Opened) -> Result<Option<Vec<Regi
     let entries: Vec<pwsync_ha::RegistryEntry> =
         serde_json::from_value(v["data"]["entities"].clone())
             .with_context(|| format!("{} is not HA's entity registry", file.display()))?;
-    Ok(Some(entries.into_iter().map(entity).collect()))
-}
-
-pub(crate) fn entity(e: pwsync_ha::RegistryEntry) -> RegistryEntity {
-    RegistryEntity {
-        entity_id: e.entity_id,
-        platform: e.platform,
-        unique_id: e.unique_id,
-    }
+    Ok(Some(
+        entries
+            .into_iter()
+            .map(pwsync_config::target::registry_entity)
+            .collect(),
+    ))
 }
 
 fn print_mappings(mappings: &[Mapping]) {

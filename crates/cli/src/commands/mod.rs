@@ -14,9 +14,9 @@ mod repair;
 pub mod serve;
 mod simulate;
 
-use crate::config::Config;
 use anyhow::Result;
 use clap::Subcommand;
+use pwsync_config::Config;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -53,7 +53,7 @@ pub enum Command {
 /// The configuration: the add-on's (`--addon`) or pwsync.toml ← `PWSYNC_*`.
 async fn load(config: Option<&Path>, addon: bool) -> Result<Config> {
     if addon {
-        crate::addon::load(config).await
+        pwsync_config::addon::load(config).await
     } else {
         Config::load(config)
     }
@@ -75,13 +75,7 @@ pub async fn run(cmd: Command, config: Option<&Path>, addon: bool) -> Result<Exi
         Command::Check(a) => check::run(a, &load(config, addon).await?).await,
         Command::Repair(a) => repair::run(a, &load(config, addon).await?).await.map(ok),
         Command::Doctor(a) => doctor::run(a, &load(config, addon).await?).await,
-        Command::Serve(a) => {
-            let invocation = serve::Invocation {
-                config: config.map(Path::to_path_buf),
-                addon,
-            };
-            serve::run(a, &load(config, addon).await?, invocation).await
-        }
+        Command::Serve(a) => serve::run(a, &load(config, addon).await?, config, addon).await,
         Command::Health(a) => health::run(a),
         Command::Completions(a) => {
             completions::completions(a);

@@ -1,11 +1,11 @@
 //! `pwsync repair`: fix what `check` finds by splicing InfluxDB's energy into the bad hours,
 //! online (HA's websocket) or offline (the recorder database, HA stopped, one transaction).
 
-use crate::commands::check::{options, Scope};
-use crate::config::Config;
 use crate::output::table;
-use crate::target::Opened;
 use anyhow::Result;
+use pwsync_config::scope::{options, Scope};
+use pwsync_config::target::Opened;
+use pwsync_config::Config;
 use pwsync_jobs::range::fmt_ts;
 use pwsync_jobs::RepairReport;
 
@@ -21,7 +21,7 @@ pub struct RepairArgs {
 }
 
 pub async fn run(args: RepairArgs, cfg: &Config) -> Result<()> {
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     let target = Opened::open(&args.scope.target, cfg, args.dry_run).await?;
     let result = async {
         if !args.dry_run && !args.json {

@@ -1,9 +1,9 @@
 //! `pwsync simulate`: a realistic Powerwall-Dashboard database in a real InfluxDB.
 
-use crate::config::Config;
-use crate::source::Source;
 use anyhow::{bail, Result};
 use chrono::NaiveDate;
+use pwsync_config::source::Source;
+use pwsync_config::Config;
 use pwsync_energy::local::{local_day_range, parse_date, LAST_DATE};
 use pwsync_influx::sim::{self, Simulator};
 use std::time::Instant;
@@ -29,7 +29,7 @@ pub async fn run(args: SimulateArgs, cfg: &Config) -> Result<()> {
     let first = parse_date(&args.start)?;
     check_days(first, args.days)?;
     let origin = local_day_range(first, tz).0;
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     if !args.force {
         refuse_to_overwrite(&source, cfg, &args, origin, tz).await?;
     }

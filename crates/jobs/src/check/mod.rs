@@ -8,6 +8,7 @@
 //! `daily` (daily totals for the chart), `repair` (planning and applying a repair), `heal`
 //! (`serve`'s hourly repair of the last compiled hours).
 
+pub mod chart;
 mod daily;
 mod heal;
 mod repair;

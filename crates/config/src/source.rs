@@ -1,6 +1,6 @@
 //! The InfluxDB source as configured.
 
-use crate::config::Config;
+use crate::Config;
 use anyhow::Result;
 use pwsync_influx::{FieldMap, InfluxClient, InfluxConfig};
 use std::time::Duration;

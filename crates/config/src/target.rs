@@ -1,7 +1,7 @@
 //! Where a write job goes: HA's websocket (HA running) or the recorder database (HA stopped),
 //! and which time zone its local days are in. Shared by every command that writes statistics.
 
-use crate::config::Config;
+use crate::Config;
 use anyhow::{bail, Context, Result};
 use chrono_tz::Tz;
 use clap::ValueEnum;
@@ -189,6 +189,15 @@ fn zone_in_yaml(file: &Path) -> Option<Tz> {
         let value = rest.strip_prefix("time_zone:")?.trim();
         value.trim_matches(|c| c == '"' || c == '\'').parse().ok()
     })
+}
+
+/// HA's entity registry entry as the migration's discovery reads it.
+pub fn registry_entity(e: pwsync_ha::RegistryEntry) -> pwsync_jobs::migrate::RegistryEntity {
+    pwsync_jobs::migrate::RegistryEntity {
+        entity_id: e.entity_id,
+        platform: e.platform,
+        unique_id: e.unique_id,
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! The lifetime meters and period totals `serve` keeps between polls: started once from the
 //! first InfluxDB point, rolled over at local midnights and month starts.
 
-use super::{MARKS_KEPT, SETTLE};
-use crate::source::Source;
 use anyhow::{Context, Result};
 use chrono_tz::Tz;
+use pwsync_config::source::Source;
 use pwsync_energy::live::LiveMeter;
 use pwsync_energy::local::{day_slice, local_date, local_day_range, month_range};
 use pwsync_energy::{floor_hour, floor_to, Field, HOUR};
@@ -24,6 +23,15 @@ pub(super) struct Period {
     pub(super) meter_at_start: f64,
 }
 
+/// Minutes younger than this may still be revised by InfluxDB; older ones move into the base.
+pub(super) const SETTLE: i64 = 15 * 60;
+/// How far back the meter's hour-boundary readings are kept for the seam guard.
+pub(super) const MARKS_KEPT: i64 = 72 * 3600;
+
+/// The meters' readings at hour boundaries, per field (see [`Live::marks`]): what the seam
+/// guard and a job's closing guard compare HA's hourly rows with.
+pub(super) type Marks = BTreeMap<Field, BTreeMap<i64, f64>>;
+
 /// Everything `serve` keeps between polls.
 pub(super) struct Live {
     pub(super) tz: Tz,
@@ -33,7 +41,7 @@ pub(super) struct Live {
     pub(super) today: BTreeMap<Field, Period>,
     pub(super) month: BTreeMap<Field, Period>,
     /// The meter at recent hour boundaries, for the seam guard.
-    pub(super) marks: super::seam_guard::Marks,
+    pub(super) marks: Marks,
     /// The last values published, republished on HA's birth message.
     pub(super) last_states: BTreeMap<String, String>,
 }
@@ -289,7 +297,7 @@ mod tests {
         )
         .0;
         assert_eq!(month_start(midnight + 600, adelaide()), midnight);
-        let anchor = floor_to(midnight + 600 - super::SETTLE, QUARTER);
+        let anchor = floor_to(midnight + 600 - SETTLE, QUARTER);
         assert!(anchor < midnight);
         let mut live = live_anchored_at(anchor, 7.0, OPENED_BY_FIRST_POLL, OPENED_BY_FIRST_POLL);
         roll_periods(

@@ -4,6 +4,7 @@
 use super::ha::HaLink;
 use super::jobs::{Job, Jobs, Trigger};
 use super::meters::Live;
+use super::shutdown::Shutdown;
 use anyhow::Result;
 use pwsync_mqtt::discovery::{self, Device, Topics};
 use pwsync_mqtt::{Incoming, Mqtt};
@@ -81,32 +82,6 @@ pub(super) async fn uninstall(mqtt: &Mqtt, topics: &Topics) -> Result<()> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT, listened to from the start: a signal that arrives during a poll is kept
-/// until the next wait sees it (a stream created later would miss it).
-pub(super) struct Shutdown {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    pub(super) fn listen() -> Result<Shutdown> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Shutdown {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// Sleep for `d`; `true` when a signal asked to stop meanwhile.
-    pub(super) async fn wait(&mut self, d: Duration) -> bool {
-        tokio::select! {
-            _ = self.term.recv() => true,
-            _ = self.int.recv() => true,
-            _ = tokio::time::sleep(d) => false,
-        }
-    }
-}
-
 /// Sleep until the next poll, answering the broker meanwhile: republish after a reconnect or
 /// HA's birth message, start the job a button asks for, publish a finished job's outcome.
 /// `false` on Ctrl-C / SIGTERM.
@@ -139,8 +114,7 @@ pub(super) async fn wait(
                 }
             };
             tokio::select! {
-                _ = stop.term.recv() => return Ok(false),
-                _ = stop.int.recv() => return Ok(false),
+                _ = stop.signalled() => return Ok(false),
                 outcome = finished => Event::Finished(outcome),
                 Some(request) = asked => Event::Panel(request),
                 ev = mqtt.next(left) => Event::Broker(ev),

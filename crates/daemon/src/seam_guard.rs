@@ -1,11 +1,11 @@
 //! The seam guard: keep HA's live 5-minute chain continuous with the hourly rows before it.
 
+use super::clock::now;
 use super::ha::HaLink;
-use super::meters::Live;
-use super::now;
-use crate::config::Config;
-use crate::target::ha_client;
+use super::meters::{Live, Marks};
 use anyhow::Result;
+use pwsync_config::target::ha_client;
+use pwsync_config::Config;
 use pwsync_energy::live::{seam, Seam};
 use pwsync_energy::{floor_hour, Field, HOUR};
 use pwsync_ha::WsStore;
@@ -16,9 +16,6 @@ use std::collections::BTreeMap;
 /// written by pwsync (a reading step apart at most; more leaves room for InfluxDB revising a
 /// minute after the backfill).
 const SEAM_SCALE_TOLERANCE: f64 = 0.01;
-
-/// The meters' readings at hour boundaries, per field (see [`Live::marks`]).
-pub(super) type Marks = BTreeMap<Field, BTreeMap<i64, f64>>;
 
 impl HaLink {
     pub(super) async fn guard_seam(&self, cfg: &Config, live: &Live) {

@@ -2,12 +2,12 @@
 //! `offline` on an error, never a 0).
 
 use super::broker::{publish_configs, Discovery};
-use super::meters::{roll_periods, start_meters, Live, Period};
-use super::{now, MARKS_KEPT, SETTLE};
-use crate::source::Source;
+use super::clock::now;
+use super::meters::{roll_periods, start_meters, Live, Period, MARKS_KEPT, SETTLE};
 use anyhow::Result;
 use chrono::TimeZone;
 use chrono_tz::Tz;
+use pwsync_config::source::Source;
 use pwsync_energy::live::{app_battery_level, battery_state, grid_state, island_status, LiveMeter};
 use pwsync_energy::meter::format_reading;
 use pwsync_energy::{floor_hour, Field, Sample, HOUR};

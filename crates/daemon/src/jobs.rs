@@ -6,15 +6,17 @@
 //! InfluxDB's history, `backfill --all` without `--overwrite`, all through HA's websocket. Every
 //! job ends with a `check`, so the result entities show the history as it is after the job.
 
+use super::clock::now;
 use super::controls::Controls;
+use super::gate::JobGate;
 use super::journal::{Entry, Journal};
-use super::now;
-use super::seam_guard::{guard_seam, Marks};
-use crate::commands::check::{self as check_cmd, Scope};
-use crate::config::Config;
-use crate::target::{Opened, Target, TargetArgs};
+use super::meters::Marks;
+use super::seam_guard::guard_seam;
 use anyhow::Result;
 use chrono_tz::Tz;
+use pwsync_config::scope::{self as check_cmd, Scope};
+use pwsync_config::target::{Opened, Target, TargetArgs};
+use pwsync_config::Config;
 use pwsync_energy::audit::ProblemKind;
 use pwsync_energy::Field;
 use pwsync_jobs::check::CheckReport;
@@ -22,7 +24,6 @@ use pwsync_jobs::BackfillOptions;
 use pwsync_mqtt::discovery::Topics;
 use pwsync_mqtt::Mqtt;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Checks after the first one, while it finds only what the seam guard moves by itself, and
@@ -97,36 +98,6 @@ struct Done {
     rows: usize,
     /// The check that ended the job.
     check: CheckReport,
-}
-
-/// The one job that may write at a time, whoever started it: a button, the daily check or the
-/// web panel. Shared by the runner below and the panel's jobs.
-#[derive(Clone, Default)]
-pub(super) struct JobGate(Arc<Mutex<Option<(String, i64)>>>);
-
-impl JobGate {
-    /// Take the gate for `job`, or refuse with what holds it and since when.
-    pub(super) fn take(&self, job: &str) -> std::result::Result<(), String> {
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match &*held {
-            Some((running, since)) => Err(format!(
-                "{job} refused: {running} has been running for {} s; start it again when that has finished",
-                now() - since
-            )),
-            None => {
-                *held = Some((job.to_string(), now()));
-                Ok(())
-            }
-        }
-    }
-
-    pub(super) fn release(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    pub(super) fn busy(&self) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
 }
 
 /// The job runner: at most one job, and where its outcome arrives.
@@ -386,7 +357,7 @@ fn run_blocking(
         .map_err(|e| format!("cannot start the job's runtime: {e}"))?;
     let run = std::panic::AssertUnwindSafe(|| rt.block_on(run(job, cfg, marks, journal)));
     match std::panic::catch_unwind(run) {
-        Ok(r) => r.map_err(|e| crate::exit::one_line(&e)),
+        Ok(r) => r.map_err(|e| pwsync_config::errors::one_line(&e)),
         Err(_) => Err(format!("{} panicked; see the log", job.name())),
     }
 }
@@ -397,7 +368,7 @@ async fn run(
     marks: &Marks,
     journal: Option<(Journal, Entry)>,
 ) -> Result<Done> {
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     let scope = whole_history();
     let target = Opened::open(&scope.target, cfg, false).await?;
     let done = async {
@@ -430,7 +401,7 @@ async fn run(
 async fn guarded_check(
     cfg: &Config,
     marks: &Marks,
-    source: &crate::source::Source,
+    source: &pwsync_config::source::Source,
     target: &Opened,
     scope: &Scope,
 ) -> Result<CheckReport> {
@@ -456,7 +427,7 @@ fn only_at_live_end(r: &CheckReport) -> bool {
 async fn work(
     job: Job,
     cfg: &Config,
-    source: &crate::source::Source,
+    source: &pwsync_config::source::Source,
     target: &Opened,
     scope: &Scope,
     journal: Option<(Journal, Entry)>,

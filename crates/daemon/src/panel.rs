@@ -10,14 +10,16 @@
 //!   (one job at a time) and reports its steps on stderr (`PWSYNC_PROGRESS=lines`).
 //! - Log: every panel job with its report, newest first, kept in the state directory.
 
-use super::jobs::JobGate;
+use super::clock::now;
+use super::gate::JobGate;
 use super::journal::{Entry, Journal};
-use crate::commands::{chart, doctor};
-use crate::config::Config;
-use crate::output::{parse_progress, PROGRESS_ENV};
+use crate::doctor;
+use crate::progress::{parse_progress, PROGRESS_ENV};
 use anyhow::Result;
 use async_trait::async_trait;
 use chrono_tz::Tz;
+use pwsync_config::Config;
+use pwsync_jobs::check::chart;
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
     Backend, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow, Plan,
@@ -130,7 +132,7 @@ impl Panel {
                     loop {
                         let (report, tz) = doctor::report(&me.0.cfg).await;
                         let sections = status_sections(&report, tz);
-                        let at = iso(super::now(), me.0.tz);
+                        let at = iso(now(), me.0.tz);
                         if let Ok(mut s) = me.0.status.write() {
                             s.sections = sections;
                             s.checked_at = Some(at);
@@ -317,7 +319,7 @@ impl Backend for Panel {
         let _one = self.0.dry_runs.lock().await;
         let mut with_dry_run = args.clone();
         with_dry_run.push("--dry-run".into());
-        let started = super::now();
+        let started = now();
         let out = run_child(self.command(&with_dry_run), None, 0).await;
         let id = self.id();
         let command = format!("pwsync {}", args.join(" "));
@@ -327,7 +329,7 @@ impl Backend for Panel {
             command: format!("{command} --dry-run"),
             dry_run: true,
             started: iso(started, self.0.tz),
-            finished: iso(super::now(), self.0.tz),
+            finished: iso(now(), self.0.tz),
             succeeded: out.succeeded,
             report: out.report.clone(),
         });
@@ -387,7 +389,7 @@ impl Panel {
     async fn run_job(&self, job: JobKind, args: Vec<String>) -> std::result::Result<u64, String> {
         self.0.gate.take(job.name())?;
         let run = self.id();
-        let started = super::now();
+        let started = now();
         tracing::info!("{} started (panel)", job.name());
         let entry = Entry::new(job.name(), "panel", started, args.clone());
         self.0.journal.begin(&entry);
@@ -419,7 +421,7 @@ impl Panel {
                 command: format!("pwsync {}", args.join(" ")),
                 dry_run: false,
                 started: iso(started, me.0.tz),
-                finished: iso(super::now(), me.0.tz),
+                finished: iso(now(), me.0.tz),
                 succeeded: out.succeeded,
                 report: out.report,
             });

@@ -1,4 +1,6 @@
-//! `pwsync serve`: the live sensors over MQTT discovery, and hourly self-healing.
+//! pwsync's daemon (`pwsync serve`): the live sensors over MQTT discovery, hourly self-healing,
+//! the jobs HA's buttons and the daily check start, and the web panel's backend. Its face is
+//! small: [`Options`] and [`run`], which returns once a shutdown signal has been handled.
 //!
 //! Each poll is one InfluxDB request (power samples since the meters' anchor, battery level,
 //! backup reserve, grid status). The lifetime meters come from
@@ -10,57 +12,66 @@
 //! polls), `poll` (one poll: read, compute, publish), `broker` (retained read-back, discovery
 //! configs, waiting between polls, republishing), `ha` (HA's websocket link and the hourly
 //! heal), `seam_guard` (keeping HA's live 5-minute chain on the hourly history), `jobs` (the
-//! check, repair and backfill HA's buttons and the daily check start, one at a time).
+//! check, repair and backfill HA's buttons and the daily check start, one at a time), `gate`
+//! (the one job that may write), `journal` (a job's record until it ends), `controls` (the
+//! result entities' states), `panel` (the web panel's backend), `waiting` (start-up order),
+//! `heartbeat` (what `pwsync health` reads), `doctor` (every part's findings, also
+//! `pwsync doctor`'s), `progress` (how a panel job's child reports its steps).
 
 mod broker;
+mod clock;
 mod controls;
+pub mod doctor;
+mod gate;
 mod ha;
+pub mod heartbeat;
 mod jobs;
 mod journal;
 mod meters;
 mod panel;
 mod poll;
+pub mod progress;
 mod seam_guard;
+mod shutdown;
 mod waiting;
 
-use crate::config::Config;
 use anyhow::Result;
-use broker::{read_retained, subscribe, uninstall, wait, Discovery, Shutdown};
+use broker::{read_retained, subscribe, uninstall, wait, Discovery};
+use clock::now;
+use gate::JobGate;
 use ha::{next_heal_time, HaLink};
-use jobs::{Job, JobGate, Jobs, Trigger};
+use jobs::{Job, Jobs, Trigger};
 use journal::Journal;
 use meters::Live;
 use poll::poll;
+use pwsync_config::Config;
 use pwsync_energy::local::next_local_time;
 use pwsync_mqtt::discovery::{self, Device, Topics};
 use pwsync_mqtt::{Mqtt, MqttError, MqttSettings};
+use shutdown::Shutdown;
 use std::process::ExitCode;
 use std::time::Duration;
 use waiting::{until_ready, Attempt, Waiting};
 
-/// Minutes younger than this may still be revised by InfluxDB; older ones move into the base.
-const SETTLE: i64 = 15 * 60;
-/// How far back the meter's hour-boundary readings are kept for the seam guard.
-const MARKS_KEPT: i64 = 72 * 3600;
 /// Seconds between seam checks (HA compiles 5-minute rows every 5 minutes).
 const GUARD_EVERY: i64 = 20;
 
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+/// How to run: `pwsync serve`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// One poll, publish, and exit (for cron, and to check a set-up).
-    #[arg(long)]
     pub once: bool,
     /// Remove pwsync's sensors from HA (empty retained configs and states) and exit.
-    #[arg(long)]
     pub uninstall: bool,
     /// Seconds between polls (default: mqtt.poll_interval_secs).
-    #[arg(long)]
     pub interval: Option<u64>,
 }
 
 pub use panel::Invocation;
 
-pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Result<ExitCode> {
+/// Run until a shutdown signal (or, with `once` or `uninstall`, one pass). The panel runs its
+/// jobs as `invocation`, this same program as a child process.
+pub async fn run(args: Options, cfg: &Config, invocation: Invocation) -> Result<ExitCode> {
     let topics = Topics {
         discovery_prefix: cfg.mqtt.discovery_prefix.clone(),
         site: cfg.site.clone(),
@@ -77,7 +88,7 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let source = crate::source::from_config(cfg)?;
+    let source = pwsync_config::source::from_config(cfg)?;
     let interval = Duration::from_secs(args.interval.unwrap_or(cfg.mqtt.poll_interval_secs).max(1));
     let mut heartbeat = crate::heartbeat::Beater::new(interval.as_secs());
     let mut waiting = Waiting::new();
@@ -146,7 +157,7 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
             match start_panel(&listen, &panel).await {
                 Ok(stop) => (Some(panel), Some(rx), Some(stop)),
                 Err(e) => {
-                    tracing::error!("{}", crate::exit::one_line(&e));
+                    tracing::error!("{}", pwsync_config::errors::one_line(&e));
                     (None, None, None)
                 }
             }
@@ -202,7 +213,7 @@ pub async fn run(args: ServeArgs, cfg: &Config, invocation: Invocation) -> Resul
                 return Err(e);
             }
             Err(e) => {
-                let what = format!("InfluxDB ({})", crate::exit::one_line(&e));
+                let what = format!("InfluxDB ({})", pwsync_config::errors::one_line(&e));
                 waiting.on(&what, &mut heartbeat, now());
             }
             Ok(()) if guard_due(now(), last_guard, busy) => {
@@ -276,7 +287,7 @@ fn guard_due(now: i64, last_guard: i64, job_busy: bool) -> bool {
 
 /// Listen for the panel and serve it in the background until the returned sender says stop.
 async fn start_panel(
-    listen: &crate::config::WebListen,
+    listen: &pwsync_config::WebListen,
     panel: &panel::Panel,
 ) -> Result<tokio::sync::watch::Sender<bool>> {
     let listener = tokio::net::TcpListener::bind(listen.addr)
@@ -329,12 +340,8 @@ fn expire_after(interval: Duration) -> u64 {
     3 * interval.as_secs().max(1)
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 fn mqtt_settings(cfg: &Config, topics: &Topics) -> MqttSettings {
-    crate::broker::settings(
+    pwsync_config::broker::settings(
         cfg,
         None,
         Some((topics.availability(), "offline".into())),

@@ -1,11 +1,11 @@
 //! HA's side of `serve`: the websocket link (zone, version) and the hourly self-healing.
 
-use super::now;
+use super::clock::now;
 use super::waiting::Attempt;
-use crate::config::Config;
-use crate::source::Source;
-use crate::target::ha_client;
 use chrono_tz::Tz;
+use pwsync_config::source::Source;
+use pwsync_config::target::ha_client;
+use pwsync_config::Config;
 use pwsync_energy::audit::Tolerance;
 use pwsync_energy::{floor_hour, HOUR};
 use pwsync_ha::{HaError, WsStore};
@@ -100,7 +100,7 @@ impl HaLink {
                 pct: 10.0,
             },
             lookback: Duration::from_secs(48 * 3600),
-            live_lag_secs: crate::commands::check::live_lag_secs(cfg),
+            live_lag_secs: pwsync_config::scope::live_lag_secs(cfg),
         };
         match heal(source, &store, &opts, now()).await {
             Ok(r) if r.rows > 0 => tracing::warn!(

@@ -5,7 +5,8 @@
 //! Only what can appear by itself is waited for. A refused login, a bad URL or a wrong field
 //! name does not heal by waiting: those end `serve` with the one-line error, as before.
 
-use super::broker::Shutdown;
+use super::clock::now;
+use super::shutdown::Shutdown;
 use crate::heartbeat::Beater;
 use std::future::Future;
 use std::time::Duration;
@@ -72,7 +73,7 @@ where
         match attempt().await {
             Ok(v) => return Ok(Some(v)),
             Err(Attempt::Fatal(e)) => return Err(e),
-            Err(Attempt::Wait(what)) => waiting.on(&what, beater, super::now()),
+            Err(Attempt::Wait(what)) => waiting.on(&what, beater, now()),
         }
         if stop.wait(backoff).await {
             return Ok(None);

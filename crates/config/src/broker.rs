@@ -1,6 +1,6 @@
 //! The MQTT broker as configured.
 
-use crate::config::Config;
+use crate::Config;
 use pwsync_mqtt::MqttSettings;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! add-on's values win. `PWSYNC_SUPERVISOR_URL` and `PWSYNC_ADDON_OPTIONS` point elsewhere
 //! (a test's stand-in for the Supervisor).
 
-use crate::config::{Config, Secret};
+use crate::{Config, Secret};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
