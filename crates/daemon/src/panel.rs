@@ -14,7 +14,7 @@ use super::clock::now;
 use super::gate::JobGate;
 use super::journal::{Entry, Journal};
 use crate::doctor;
-use crate::progress::{parse_progress, PROGRESS_ENV};
+use crate::progress::{parse_progress, parse_result, PROGRESS_ENV};
 use anyhow::Result;
 use async_trait::async_trait;
 use chrono_tz::Tz;
@@ -22,11 +22,11 @@ use pwsync_config::Config;
 use pwsync_jobs::check::chart;
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
-    Backend, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow, Plan,
-    ProblemRow, Progress, RunState, Section, StatusView,
+    Backend, Backup, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow,
+    Plan, ProblemRow, Progress, RunState, Section, StatusView,
 };
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -249,6 +249,9 @@ impl Panel {
 /// The CLI's arguments for a form (without `--dry-run`).
 fn job_args(form: &JobForm) -> std::result::Result<(JobKind, Vec<String>), String> {
     let kind = form.job.ok_or("which job? (the form sent none)")?;
+    if kind == JobKind::EnergyDashboard {
+        return energy_args(form, crate::heartbeat::state_dir().as_deref()).map(|a| (kind, a));
+    }
     let start = form.start.trim();
     let end = form.end.trim();
     let mut a: Vec<String> = vec![kind.name().into()];
@@ -256,7 +259,7 @@ fn job_args(form: &JobForm) -> std::result::Result<(JobKind, Vec<String>), Strin
     let (first, last) = match kind {
         JobKind::Backfill => ("--start", Some("--end")),
         JobKind::Migrate => ("--start-date", Some("--end-date")),
-        JobKind::Repair => ("--since", None),
+        JobKind::Repair | JobKind::EnergyDashboard => ("--since", None),
     };
     match start {
         "" if kind == JobKind::Backfill => a.push("--all".into()),
@@ -275,10 +278,75 @@ fn job_args(form: &JobForm) -> std::result::Result<(JobKind, Vec<String>), Strin
     Ok((kind, a))
 }
 
-/// What a finished child said: its report (stdout, then on failure what it said on stderr).
+/// `energy-dashboard`'s arguments: the ticked replacements or a saved file to put back, and
+/// where to save the preferences before it writes (the state directory, which survives an
+/// add-on's update).
+fn energy_args(form: &JobForm, state: Option<&Path>) -> std::result::Result<Vec<String>, String> {
+    let mut a: Vec<String> = vec![JobKind::EnergyDashboard.name().into()];
+    let restore = form.restore.trim();
+    if !restore.is_empty() {
+        let dir = state.ok_or("No saved preferences here: serve has no state directory")?;
+        if !is_backup_name(restore) {
+            return Err(format!(
+                "{restore}: not a file of saved Energy preferences; choose one of the list"
+            ));
+        }
+        a.extend(["--restore".into(), dir.join(restore).display().to_string()]);
+    } else if !form.replace().is_empty() {
+        a.extend(["--replace".into(), form.replace().join(",")]);
+    }
+    if let Some(dir) = state {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let file = dir.join(format!("{BACKUP_PREFIX}{stamp}.json"));
+        a.extend(["--backup".into(), file.display().to_string()]);
+    }
+    Ok(a)
+}
+
+/// How `energy-dashboard` names the preferences it saved.
+const BACKUP_PREFIX: &str = "energy-prefs-";
+
+/// A file name the panel saved (no directory, no way out of the state directory).
+fn is_backup_name(name: &str) -> bool {
+    name.starts_with(BACKUP_PREFIX)
+        && name.ends_with(".json")
+        && !name.contains(['/', '\\'])
+        && !name.contains("..")
+}
+
+/// The saved Energy preferences in `dir`, newest first.
+fn backups_in(dir: &Path, tz: Tz) -> Vec<Backup> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(i64, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let modified = e.metadata().ok()?.modified().ok()?;
+            let at = modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs() as i64;
+            is_backup_name(&name).then_some((at, name))
+        })
+        .collect();
+    found.sort_by(|a, b| b.cmp(a));
+    found
+        .into_iter()
+        .map(|(at, file)| Backup {
+            file,
+            saved: iso(at, tz),
+        })
+        .collect()
+}
+
+/// What a finished child said: its report (stdout, then on failure what it said on stderr),
+/// and the result it gave the panel.
 struct ChildOutput {
     succeeded: bool,
     report: String,
+    result: Option<serde_json::Value>,
 }
 
 #[async_trait]
@@ -320,7 +388,9 @@ impl Backend for Panel {
         let mut with_dry_run = args.clone();
         with_dry_run.push("--dry-run".into());
         let started = now();
-        let out = run_child(self.command(&with_dry_run), None, 0).await;
+        let mut cmd = self.command(&with_dry_run);
+        cmd.env(PROGRESS_ENV, "lines");
+        let out = run_child(cmd, None, 0).await;
         let id = self.id();
         let command = format!("pwsync {}", args.join(" "));
         self.remember(LogEntry {
@@ -341,12 +411,16 @@ impl Backend for Panel {
                 }
             }
         }
+        let result = out.result.unwrap_or_default();
         Ok(Plan {
             id,
             job,
             command,
             report: out.report,
             failed: !out.succeeded,
+            unchanged: result["changed"] == false,
+            choices: serde_json::from_value(result["choices"].clone()).unwrap_or_default(),
+            form: form.clone(),
         })
     }
 
@@ -373,6 +447,12 @@ impl Backend for Panel {
 
     async fn resume(&self) -> std::result::Result<(), String> {
         Panel::resume(self).await
+    }
+
+    async fn backups(&self) -> Vec<Backup> {
+        crate::heartbeat::state_dir()
+            .map(|d| backups_in(&d, self.0.tz))
+            .unwrap_or_default()
     }
 }
 
@@ -441,8 +521,9 @@ impl Panel {
                 }
                 .into();
             });
-            // The seam guard and a check after the writes, as after every job; History shows it.
-            if out.succeeded && me.0.checks {
+            // The seam guard and a check after the writes, as after every job that writes
+            // statistics; History shows it.
+            if out.succeeded && me.0.checks && job != JobKind::EnergyDashboard {
                 let _ = me.0.requests.send(Request::Check);
             }
         });
@@ -498,6 +579,7 @@ async fn run_child(
             return ChildOutput {
                 succeeded: false,
                 report: format!("cannot start pwsync: {e}"),
+                result: None,
             }
         }
     };
@@ -516,9 +598,14 @@ async fn run_child(
     };
     let read_stderr = async {
         let mut said = String::new();
+        let mut result = None;
         if let Some(s) = stderr {
             let mut lines = BufReader::new(s).lines();
             while let Ok(Some(l)) = lines.next_line().await {
+                if let Some(r) = parse_result(&l) {
+                    result = Some(r);
+                    continue;
+                }
                 match parse_progress(&l) {
                     Some((fraction, message)) => {
                         if let Some(p) = progress {
@@ -537,9 +624,9 @@ async fn run_child(
                 }
             }
         }
-        said
+        (said, result)
     };
-    let (out, said) = tokio::join!(read_stdout, read_stderr);
+    let (out, (said, result)) = tokio::join!(read_stdout, read_stderr);
     let succeeded = child.wait().await.is_ok_and(|s| s.success());
     let mut report = out;
     if !succeeded || report.trim().is_empty() {
@@ -553,7 +640,11 @@ async fn run_child(
         report.truncate(cut);
         report.push_str("\n… (cut)\n");
     }
-    ChildOutput { succeeded, report }
+    ChildOutput {
+        succeeded,
+        report,
+        result,
+    }
 }
 
 /// The child ends when `serve` does, even by `kill -9`: a job must not go on writing unseen
@@ -694,7 +785,7 @@ mod tests {
             start: start.into(),
             end: end.into(),
             overwrite: overwrite.then(|| "on".into()),
-            no_auto_backfill: None,
+            ..JobForm::default()
         }
     }
 
@@ -734,5 +825,45 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(a, ["backfill", "--start", "2024-01-01 --overwrite"]);
+    }
+
+    #[test]
+    fn the_energy_form_replaces_what_is_ticked_and_restores_only_a_saved_file() {
+        let dir = Path::new("/state");
+        let mut f = form(JobKind::EnergyDashboard, "", "", false);
+        f.replace_grid_import = Some("on".into());
+        f.replace_power = Some("on".into());
+        let a = energy_args(&f, Some(dir)).unwrap();
+        assert_eq!(
+            a[..3],
+            ["energy-dashboard", "--replace", "grid_import,power"]
+        );
+        assert_eq!(a[3], "--backup");
+        assert!(a[4].starts_with("/state/energy-prefs-") && a[4].ends_with(".json"));
+
+        let mut r = form(JobKind::EnergyDashboard, "", "", false);
+        r.restore = "energy-prefs-20261207T120000Z.json".into();
+        let a = energy_args(&r, Some(dir)).unwrap();
+        assert_eq!(
+            a[..3],
+            [
+                "energy-dashboard",
+                "--restore",
+                "/state/energy-prefs-20261207T120000Z.json"
+            ]
+        );
+        for bad in [
+            "../etc/passwd",
+            "energy-prefs-x/../../y.json",
+            "options.json",
+        ] {
+            r.restore = bad.into();
+            assert!(energy_args(&r, Some(dir)).is_err(), "{bad}");
+        }
+        r.restore = "energy-prefs-1.json".into();
+        assert!(
+            energy_args(&r, None).is_err(),
+            "no state directory, nothing saved"
+        );
     }
 }

@@ -5,6 +5,27 @@
 /// stderr, for `serve`'s panel, which runs jobs as this program and draws their progress bar.
 pub const PROGRESS_ENV: &str = "PWSYNC_PROGRESS";
 pub const PROGRESS_PREFIX: &str = "pwsync-progress ";
+/// What a job found that the panel acts on (the choices of a dry run), as one JSON object.
+pub const RESULT_PREFIX: &str = "pwsync-result ";
+
+/// Whether this process runs for the panel (`PWSYNC_PROGRESS=lines`).
+fn for_panel() -> bool {
+    std::env::var(PROGRESS_ENV).is_ok_and(|v| v == "lines")
+}
+
+/// Tell the panel `result` (a JSON object), when it runs this job.
+pub fn emit_result(result: &serde_json::Value) {
+    if for_panel() {
+        eprintln!("{RESULT_PREFIX}{result}");
+    }
+}
+
+/// The result a result line carries, `None` for any other line.
+pub fn parse_result(line: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(line.strip_prefix(RESULT_PREFIX)?)
+        .ok()
+        .filter(serde_json::Value::is_object)
+}
 
 /// Where a backfill (or a migration's phases) stands, 0 to 1, from its steps: reading, each
 /// field planned (the bulk of the work), writing.
@@ -18,7 +39,7 @@ impl StepProgress {
     pub fn from_env() -> StepProgress {
         StepProgress {
             planned: 0,
-            lines: std::env::var(PROGRESS_ENV).is_ok_and(|v| v == "lines"),
+            lines: for_panel(),
         }
     }
 
@@ -72,5 +93,14 @@ mod tests {
         assert_eq!((f, m.as_str()), (0.85, "writing 12 rows"));
         assert_eq!(parse_progress("WARN something"), None);
         assert_eq!(parse_progress("pwsync-progress x y"), None);
+    }
+
+    #[test]
+    fn a_result_line_is_an_object_or_nothing() {
+        let v = parse_result(r#"pwsync-result {"blocked":["solar"]}"#).unwrap();
+        assert_eq!(v["blocked"][0], "solar");
+        assert_eq!(parse_result("pwsync-result [1]"), None);
+        assert_eq!(parse_result("pwsync-result {"), None);
+        assert_eq!(parse_result("pwsync-progress 0.5 x"), None);
     }
 }

@@ -56,6 +56,17 @@ impl Slot {
         }
     }
 
+    /// The slot's name in `--replace` and the panel's forms.
+    pub fn name(self) -> &'static str {
+        match self {
+            Slot::GridImport => "grid_import",
+            Slot::GridExport => "grid_export",
+            Slot::Solar => "solar",
+            Slot::BatteryDischarge => "battery_discharge",
+            Slot::BatteryCharge => "battery_charge",
+        }
+    }
+
     /// pwsync's lifetime meter for the slot.
     pub fn meter(self, site: &str) -> String {
         format!("sensor.{site}_{}", self.field().sensor_key())
@@ -75,6 +86,58 @@ impl Slot {
             Slot::Solar => "solar",
             Slot::BatteryDischarge | Slot::BatteryCharge => "battery",
         }
+    }
+}
+
+/// Which rivals pwsync's meters may take the place of: per slot, and the power sensors the
+/// user chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replace {
+    pub slots: Vec<Slot>,
+    pub power: bool,
+}
+
+/// The name `--replace` gives the power sensors a user chose.
+pub const REPLACE_POWER: &str = "power";
+
+impl Replace {
+    /// Every rival, and every power sensor (`--replace` alone).
+    pub fn all() -> Replace {
+        Replace {
+            slots: Slot::ALL.to_vec(),
+            power: true,
+        }
+    }
+
+    /// None: rivals block the plan.
+    pub fn none() -> Replace {
+        Replace::default()
+    }
+
+    /// From names ([`Slot::name`], or [`REPLACE_POWER`]); a one-line error naming the valid
+    /// ones for any other.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Replace, String> {
+        let mut r = Replace::none();
+        for n in names {
+            let n = n.as_ref().trim();
+            match Slot::ALL.into_iter().find(|s| s.name() == n) {
+                Some(slot) if !r.slots.contains(&slot) => r.slots.push(slot),
+                Some(_) => {}
+                None if n == REPLACE_POWER => r.power = true,
+                None => {
+                    let valid: Vec<&str> = Slot::ALL.iter().map(|s| s.name()).collect();
+                    return Err(format!(
+                        "--replace {n}: not a place pwsync's meters go; name some of {}, {REPLACE_POWER}, or give --replace alone for all",
+                        valid.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn slot(&self, slot: Slot) -> bool {
+        self.slots.contains(&slot)
     }
 }
 
@@ -279,14 +342,15 @@ pub fn is_period_total(statistic: &str) -> bool {
     statistic.ends_with("_today") || statistic.ends_with("_this_month")
 }
 
-/// pwsync's meters merged into `prefs`. Without `replace`, rivals in a slot block the plan
-/// (`blocked`); with it, pwsync's meter takes the first rival's place and the others go.
+/// pwsync's meters merged into `prefs`. Rivals in a slot `replace` does not name block the
+/// plan (`blocked`); in a slot it names, pwsync's meter takes the first rival's place and the
+/// others go.
 pub fn plan(
     prefs: &Value,
     site: &str,
     registry: &[RegistryEntity],
     ha_version: &str,
-    replace: bool,
+    replace: &Replace,
 ) -> DashboardPlan {
     let shape = grid_shape(prefs, ha_version);
     let mut after = prefs.clone();
@@ -316,7 +380,7 @@ pub fn plan(
             .filter_map(|e| rival(slot, &e.statistic, site, registry).map(|r| (*e, r)))
             .collect();
         let has_own = here.iter().any(|e| e.statistic == own);
-        if !rivals.is_empty() && !replace {
+        if !rivals.is_empty() && !replace.slot(slot) {
             plan.blocked.extend(rivals.iter().map(|(e, r)| Occupant {
                 slot,
                 statistic: e.statistic.clone(),
@@ -349,7 +413,7 @@ pub fn plan(
     remove_entries(&mut after, remove);
     add_missing(&mut after, &missing, site, shape);
     if has_power(ha_version) {
-        add_power(&mut after, site, shape, replace, &mut plan);
+        add_power(&mut after, site, shape, replace.power, &mut plan);
     }
     plan.added = missing;
     plan.after = after;
@@ -754,7 +818,7 @@ mod tests {
 
     #[test]
     fn empty_preferences_get_all_five_meters_in_the_lists_shape() {
-        let p = plan(&default_prefs(), SITE, &[], "2025.4.4", false);
+        let p = plan(&default_prefs(), SITE, &[], "2025.4.4", &Replace::none());
         assert_eq!(p.shape, GridShape::Lists);
         assert_eq!(p.added, Slot::ALL.to_vec());
         assert!(p.blocked.is_empty() && p.changed());
@@ -785,8 +849,8 @@ mod tests {
 
     #[test]
     fn a_second_run_changes_nothing() {
-        let first = plan(&prefs(foreign()), SITE, &[], "2025.4.4", false);
-        let second = plan(&first.after, SITE, &[], "2025.4.4", false);
+        let first = plan(&prefs(foreign()), SITE, &[], "2025.4.4", &Replace::none());
+        let second = plan(&first.after, SITE, &[], "2025.4.4", &Replace::none());
         assert!(!second.changed());
         assert_eq!(second.present, Slot::ALL.to_vec());
         assert!(second.added.is_empty());
@@ -795,7 +859,7 @@ mod tests {
     #[test]
     fn foreign_sources_and_unknown_keys_stay() {
         let before = prefs(foreign());
-        let p = plan(&before, SITE, &[], "2025.4.4", false);
+        let p = plan(&before, SITE, &[], "2025.4.4", &Replace::none());
         let sources = p.after["energy_sources"].as_array().unwrap();
         for f in foreign() {
             assert!(sources.contains(&f), "{f} kept");
@@ -806,6 +870,35 @@ mod tests {
     }
 
     #[test]
+    fn replacing_one_slot_leaves_a_rival_in_another_blocking() {
+        let grid = json!({"type": "grid",
+            "flow_from": [{"stat_energy_from": "sensor.my_home_grid_imported"}],
+            "flow_to": [{"stat_energy_to": "sensor.my_home_grid_exported"}]});
+        let before = prefs(vec![grid]);
+        let reg = [
+            tesla("sensor.my_home_grid_imported"),
+            tesla("sensor.my_home_grid_exported"),
+        ];
+        let only_import = Replace::from_names(&["grid_import"]).unwrap();
+        let p = plan(&before, SITE, &reg, "2025.4.4", &only_import);
+        let slots: Vec<Slot> = p.blocked.iter().map(|o| o.slot).collect();
+        assert_eq!(slots, vec![Slot::GridExport], "export still blocks");
+        assert_eq!(p.after, before, "nothing planned while blocked");
+        let both = Replace::from_names(&["grid_import", "grid_export"]).unwrap();
+        let p = plan(&before, SITE, &reg, "2025.4.4", &both);
+        assert!(p.blocked.is_empty());
+        assert_eq!(p.replaced.len(), 2);
+    }
+
+    #[test]
+    fn replace_names_are_the_slots_and_power_and_nothing_else() {
+        let r = Replace::from_names(&["solar", "power", "solar"]).unwrap();
+        assert_eq!((r.slots, r.power), (vec![Slot::Solar], true));
+        let e = Replace::from_names(&["grid"]).unwrap_err();
+        assert!(e.contains("grid_import") && e.contains("power"), "{e}");
+    }
+
+    #[test]
     fn a_teslemetry_grid_meter_blocks_without_replace_and_gives_its_place_with_it() {
         let grid = json!({"type": "grid", "cost_adjustment_day": 0.5,
             "flow_from": [{"stat_energy_from": "sensor.my_home_grid_imported", "stat_cost": null,
@@ -813,7 +906,7 @@ mod tests {
             "flow_to": []});
         let before = prefs(vec![grid]);
         let reg = [tesla("sensor.my_home_grid_imported")];
-        let p = plan(&before, SITE, &reg, "2025.4.4", false);
+        let p = plan(&before, SITE, &reg, "2025.4.4", &Replace::none());
         assert_eq!(p.after, before, "nothing planned while blocked");
         assert_eq!(
             p.blocked,
@@ -827,7 +920,7 @@ mod tests {
         assert!(msg.contains("sensor.my_home_grid_imported (teslemetry meter) in grid consumption"));
         assert!(msg.contains("--replace") && !msg.contains('\n'));
 
-        let p = plan(&before, SITE, &reg, "2025.4.4", true);
+        let p = plan(&before, SITE, &reg, "2025.4.4", &Replace::all());
         assert!(p.blocked.is_empty());
         assert_eq!(p.replaced.len(), 1);
         let g = &p.after["energy_sources"][0];
@@ -852,7 +945,7 @@ mod tests {
                            "entity_energy_price": null, "number_energy_price": null}]});
         let mut sources = foreign();
         sources.push(grid);
-        let p = plan(&prefs(sources), SITE, &[], "2025.4.4", false);
+        let p = plan(&prefs(sources), SITE, &[], "2025.4.4", &Replace::none());
         assert_eq!(p.blocked.len(), 1);
         assert_eq!(p.blocked[0].rival, Rival::GridMeter);
         assert_eq!(p.blocked[0].statistic, "sensor.p1_import");
@@ -869,9 +962,9 @@ mod tests {
                 {"stat_energy_from": "sensor.t2", "stat_cost": null, "entity_energy_price": null, "number_energy_price": 0.1}]}),
         ]);
         let reg = [tesla("sensor.my_home_solar_generated")];
-        let blocked = plan(&before, SITE, &reg, "2025.4.4", false);
+        let blocked = plan(&before, SITE, &reg, "2025.4.4", &Replace::none());
         assert_eq!(blocked.blocked.len(), 4);
-        let p = plan(&before, SITE, &reg, "2025.4.4", true);
+        let p = plan(&before, SITE, &reg, "2025.4.4", &Replace::all());
         let sources = p.after["energy_sources"].as_array().unwrap();
         let solar: Vec<&str> = sources
             .iter()
@@ -891,7 +984,7 @@ mod tests {
                 ["number_energy_price"],
             0.3
         );
-        let again = plan(&p.after, SITE, &reg, "2025.4.4", false);
+        let again = plan(&p.after, SITE, &reg, "2025.4.4", &Replace::none());
         assert!(!again.changed() && again.blocked.is_empty());
     }
 
@@ -904,7 +997,7 @@ mod tests {
             tesla("sensor.my_home_battery_discharged"),
             tesla("sensor.my_home_battery_charged"),
         ];
-        let p = plan(&before, SITE, &reg, "2025.4.4", true);
+        let p = plan(&before, SITE, &reg, "2025.4.4", &Replace::all());
         let batteries: Vec<&Value> = p.after["energy_sources"]
             .as_array()
             .unwrap()
@@ -921,7 +1014,7 @@ mod tests {
 
     #[test]
     fn flat_grid_of_ha_2026_3() {
-        let p = plan(&default_prefs(), SITE, &[], "2026.3.0", false);
+        let p = plan(&default_prefs(), SITE, &[], "2026.3.0", &Replace::none());
         assert_eq!(p.shape, GridShape::Flat);
         let grid = &p.after["energy_sources"][0];
         assert_eq!(
@@ -940,7 +1033,7 @@ mod tests {
         let reg = [tesla("sensor.my_home_grid_imported")];
         // The preferences' shape wins over the version.
         assert_eq!(grid_shape(&before, "2025.4.4"), GridShape::Flat);
-        let p = plan(&before, SITE, &reg, "2026.3.1", true);
+        let p = plan(&before, SITE, &reg, "2026.3.1", &Replace::all());
         let g = &p.after["energy_sources"][0];
         assert_eq!(g["stat_energy_from"], "sensor.powerwall_grid_imported");
         assert_eq!(g["number_energy_price"], 0.25);
@@ -969,7 +1062,7 @@ mod tests {
     #[test]
     fn power_sensors_join_pwsyncs_sources_from_2025_12_in_either_grid_shape() {
         // HA before 2025.12 has no power flows: not one power key.
-        let old = plan(&prefs(foreign()), SITE, &[], "2025.11.3", false);
+        let old = plan(&prefs(foreign()), SITE, &[], "2025.11.3", &Replace::none());
         assert!(old.power.is_empty());
         assert!(
             !old.after.to_string().contains("stat_rate"),
@@ -979,7 +1072,7 @@ mod tests {
 
         // 2026.11: flat grid connections; stat_rate on each of pwsync's sources, and only on
         // them (the garage array keeps none).
-        let p = plan(&prefs(foreign()), SITE, &[], "2026.11.0", false);
+        let p = plan(&prefs(foreign()), SITE, &[], "2026.11.0", &Replace::none());
         assert_eq!(p.shape, GridShape::Flat);
         assert_eq!(
             power_of(&p.after, "grid"),
@@ -994,11 +1087,11 @@ mod tests {
             [json!("sensor.powerwall_battery_power")]
         );
         assert_eq!(p.power.len(), 3);
-        let again = plan(&p.after, SITE, &[], "2026.11.0", false);
+        let again = plan(&p.after, SITE, &[], "2026.11.0", &Replace::none());
         assert!(!again.changed() && again.power.is_empty(), "idempotent");
 
         // 2025.12 to 2026.2: a list-shaped grid takes its power sensors as a `power` list.
-        let p = plan(&prefs(foreign()), SITE, &[], "2026.1.2", false);
+        let p = plan(&prefs(foreign()), SITE, &[], "2026.1.2", &Replace::none());
         assert_eq!(p.shape, GridShape::Lists);
         assert_eq!(
             power_of(&p.after, "grid"),
@@ -1015,7 +1108,13 @@ mod tests {
                    "stat_energy_to": "sensor.powerwall_battery_charged",
                    "power_config": {"stat_rate_inverted": "sensor.pw_power"}}),
         ];
-        let p = plan(&prefs(mine.clone()), SITE, &[], "2026.11.0", false);
+        let p = plan(
+            &prefs(mine.clone()),
+            SITE,
+            &[],
+            "2026.11.0",
+            &Replace::none(),
+        );
         assert_eq!(
             power_of(&p.after, "solar"),
             [json!("sensor.inverter_power")]
@@ -1024,7 +1123,7 @@ mod tests {
         assert!(battery.get("power_config").is_some() && battery.get("stat_rate").is_none());
         assert_eq!(p.power_kept.len(), 2, "{:?}", p.power_kept);
 
-        let p = plan(&prefs(mine), SITE, &[], "2026.11.0", true);
+        let p = plan(&prefs(mine), SITE, &[], "2026.11.0", &Replace::all());
         assert_eq!(
             power_of(&p.after, "solar"),
             [json!("sensor.powerwall_solar_power")]
@@ -1043,7 +1142,7 @@ mod tests {
         assert!(a.uses.is_empty() && a.problems.is_empty());
         assert_eq!(a.missing, Slot::ALL.to_vec());
 
-        let done = plan(&prefs(foreign()), SITE, &[], "2025.4.4", false).after;
+        let done = plan(&prefs(foreign()), SITE, &[], "2025.4.4", &Replace::none()).after;
         let a = audit(&done, SITE, &[]);
         assert_eq!(a.uses, Slot::ALL.to_vec());
         assert!(a.problems.is_empty(), "{:?}", a.problems);

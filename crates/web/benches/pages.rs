@@ -48,6 +48,9 @@ impl Backend for Kept {
     async fn resume(&self) -> Result<(), String> {
         Err("not in this bench".into())
     }
+    async fn backups(&self) -> Vec<Backup> {
+        Vec::new()
+    }
 }
 
 /// An SVG the size `check --chart` draws for 3 years: two polylines of 1,096 points per panel.

@@ -50,4 +50,6 @@ pub trait Backend: Send + Sync + 'static {
     async fn log(&self) -> Vec<LogEntry>;
     /// Run again the job a previous run left unfinished ([`StatusView::interrupted`]).
     async fn resume(&self) -> Result<(), String>;
+    /// Energy preferences saved before the panel changed them, newest first.
+    async fn backups(&self) -> Vec<Backup>;
 }

@@ -77,24 +77,55 @@ pub enum JobKind {
     Backfill,
     Migrate,
     Repair,
+    /// pwsync's meters (and power sensors) into HA's Energy dashboard, or a saved one back.
+    EnergyDashboard,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Backfill, JobKind::Migrate, JobKind::Repair];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Backfill,
+        JobKind::Migrate,
+        JobKind::Repair,
+        JobKind::EnergyDashboard,
+    ];
 
+    /// The CLI's command.
     pub fn name(self) -> &'static str {
         match self {
             JobKind::Backfill => "backfill",
             JobKind::Migrate => "migrate",
             JobKind::Repair => "repair",
+            JobKind::EnergyDashboard => "energy-dashboard",
+        }
+    }
+
+    /// The form's value (serde's name).
+    pub fn value(self) -> &'static str {
+        match self {
+            JobKind::EnergyDashboard => "energy_dashboard",
+            k => k.name(),
         }
     }
 }
+
+/// The places `energy-dashboard --replace` names, each a checkbox `replace_<place>` on the
+/// panel's forms.
+pub const REPLACE_PLACES: [&str; 6] = [
+    "grid_import",
+    "grid_export",
+    "solar",
+    "battery_discharge",
+    "battery_charge",
+    "power",
+];
 
 /// A job's form as posted: the main options of the CLI command. Dates stay text: the job
 /// itself refuses a wrong one with the CLI's message.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JobForm {
+    /// The page's CSRF token (checked by the route, not kept).
+    #[serde(default, skip_serializing)]
+    pub csrf: String,
     pub job: Option<JobKind>,
     /// First local day (backfill `--start`, migrate `--start-date`, repair `--since`); empty:
     /// from the first InfluxDB point (backfill `--all`).
@@ -109,6 +140,24 @@ pub struct JobForm {
     /// Migrate: only phase 1 (`--no-auto-backfill`).
     #[serde(default)]
     pub no_auto_backfill: Option<String>,
+    /// Energy dashboard: the rivals to replace, one checkbox per place ([`REPLACE_PLACES`]).
+    #[serde(default)]
+    pub replace_grid_import: Option<String>,
+    #[serde(default)]
+    pub replace_grid_export: Option<String>,
+    #[serde(default)]
+    pub replace_solar: Option<String>,
+    #[serde(default)]
+    pub replace_battery_discharge: Option<String>,
+    #[serde(default)]
+    pub replace_battery_charge: Option<String>,
+    #[serde(default)]
+    pub replace_power: Option<String>,
+    /// Energy dashboard: put back this saved file (one of [`Backend::backups`]).
+    ///
+    /// [`Backend::backups`]: crate::Backend::backups
+    #[serde(default)]
+    pub restore: String,
 }
 
 impl JobForm {
@@ -118,6 +167,42 @@ impl JobForm {
     pub fn no_auto_backfill(&self) -> bool {
         self.no_auto_backfill.is_some()
     }
+
+    /// The places ticked to replace, in [`REPLACE_PLACES`]' order.
+    pub fn replace(&self) -> Vec<&'static str> {
+        let ticked = [
+            &self.replace_grid_import,
+            &self.replace_grid_export,
+            &self.replace_solar,
+            &self.replace_battery_discharge,
+            &self.replace_battery_charge,
+            &self.replace_power,
+        ];
+        REPLACE_PLACES
+            .into_iter()
+            .zip(ticked)
+            .filter(|(_, t)| t.is_some())
+            .map(|(p, _)| p)
+            .collect()
+    }
+}
+
+/// A choice a dry run offers (a rival to replace): a checkbox for the next dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// One of [`REPLACE_PLACES`].
+    pub name: String,
+    /// What ticking it does, in words.
+    pub label: String,
+}
+
+/// An Energy preferences file `energy-dashboard` saved before it wrote, to put back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// The file's name in the state directory.
+    pub file: String,
+    /// When it was saved, local time.
+    pub saved: String,
 }
 
 /// A dry run's result: what the real run would write, as the CLI prints it.
@@ -131,6 +216,12 @@ pub struct Plan {
     pub report: String,
     /// The dry run failed (a wrong date, a server down): `report` is the error; no Apply.
     pub failed: bool,
+    /// The dry run found nothing to change: no Apply.
+    pub unchanged: bool,
+    /// What the next dry run may replace (a rival in the Energy dashboard), with the form it
+    /// was made from.
+    pub choices: Vec<Choice>,
+    pub form: JobForm,
 }
 
 /// A job's progress, sent to the page as it changes.

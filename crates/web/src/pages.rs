@@ -142,7 +142,13 @@ pub fn history(v: &HistoryView, csrf: &str) -> Markup {
 
 /// The Jobs page: the forms, and the plan of a dry run (with its Apply button), or a run's
 /// progress, or a refusal.
-pub fn jobs(csrf: &str, plan: Option<&Plan>, running: Option<u64>, error: Option<&str>) -> Markup {
+pub fn jobs(
+    csrf: &str,
+    plan: Option<&Plan>,
+    running: Option<u64>,
+    error: Option<&str>,
+    backups: &[Backup],
+) -> Markup {
     let body = html! {
         h1 { "Jobs" }
         @if let Some(e) = error { p.error { (e) } }
@@ -161,6 +167,7 @@ pub fn jobs(csrf: &str, plan: Option<&Plan>, running: Option<u64>, error: Option
             "Teslemetry's (and other Tesla integrations') statistics onto pwsync's meters, then InfluxDB's data over every hour it covers."))
         (job_form(JobKind::Repair, csrf,
             "Fix every hour the check finds wrong with InfluxDB's energy. The first day limits the check."))
+        (energy_form(csrf, backups))
     };
     layout(Page::Jobs, body)
 }
@@ -171,13 +178,69 @@ fn plan_view(p: &Plan, csrf: &str) -> Markup {
             h2 { "Dry run: " (p.job.name()) }
             p.muted { code { (p.command) } }
             pre #plan-report { (p.report) }
+            @if !p.choices.is_empty() {
+                (choices_form(p, csrf))
+            }
             @if p.failed {
                 p.error { "The dry run failed: nothing to apply." }
+            } @else if p.unchanged {
+                p #plan-unchanged { "Nothing to change: there is nothing to apply." }
             } @else {
                 form method="post" action="apply" {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="plan" value=(p.id);
                     button type="submit" id="apply" { "Apply this plan" }
+                }
+            }
+        }
+    }
+}
+
+/// The rivals a dry run found in the way, a checkbox each: the next dry run replaces the
+/// ticked ones.
+fn choices_form(p: &Plan, csrf: &str) -> Markup {
+    html! {
+        form #choices method="post" action="dry-run" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="job" value=(p.job.value());
+            p { "HA's Energy dashboard already counts this energy elsewhere. Tick what pwsync's meters should replace:" }
+            @for c in &p.choices {
+                label.choice {
+                    input type="checkbox" name={ "replace_" (c.name) } id={ "replace-" (c.name) } value="on"
+                        checked[p.form.replace().contains(&c.name.as_str())];
+                    " " (c.label)
+                }
+            }
+            button type="submit" id="choices-dry-run" { "Dry run with these replacements" }
+        }
+    }
+}
+
+/// pwsync's meters into HA's Energy dashboard (with power flows where HA has them), or a saved
+/// one back.
+fn energy_form(csrf: &str, backups: &[Backup]) -> Markup {
+    let kind = JobKind::EnergyDashboard;
+    html! {
+        section.job #job-energy-dashboard {
+            h2 { "Energy dashboard" }
+            p.muted {
+                "pwsync's meters into HA's Energy dashboard: grid, solar and battery, and their                  power flows on HA 2025.12 and later. What is there stays; the preferences before                  are saved, to put back below."
+            }
+            form method="post" action="dry-run" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="job" value=(kind.value());
+                button type="submit" id="energy-dashboard-dry-run" { "Dry run" }
+            }
+            @if !backups.is_empty() {
+                h3 { "Put back saved preferences" }
+                @for b in backups {
+                    form.restore method="post" action="dry-run" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="job" value=(kind.value());
+                        input type="hidden" name="restore" value=(b.file);
+                        span { "Saved " (b.saved) " " }
+                        button type="submit" { "Dry run of putting these back" }
+                    }
                 }
             }
         }
@@ -192,7 +255,7 @@ fn job_form(kind: JobKind, csrf: &str, what: &str) -> Markup {
             p.muted { (what) }
             form method="post" action="dry-run" {
                 input type="hidden" name="csrf" value=(csrf);
-                input type="hidden" name="job" value=(name);
+                input type="hidden" name="job" value=(kind.value());
                 label { "First day " input type="date" name="start" id={ (name) "-start" }; }
                 @if kind != JobKind::Repair {
                     label { "Last day " input type="date" name="end" id={ (name) "-end" }; }

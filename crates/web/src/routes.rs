@@ -1,7 +1,7 @@
 //! The HTTP side: routes, the access check in front of all of them, and progress events.
 
 use crate::access::{Access, Refusal, Visit, TOKEN_COOKIE};
-use crate::model::{JobForm, JobKind, RunState};
+use crate::model::{JobForm, RunState};
 use crate::server::LocalAddr;
 use crate::{pages, Backend};
 use axum::extract::{ConnectInfo, Extension, Form, Query, Request, State};
@@ -183,7 +183,18 @@ async fn jobs_page(State(s): S) -> Response {
     // A job still running shows its progress here, whoever started it.
     let p = s.backend.progress().borrow().clone();
     let running = (p.state == RunState::Running).then_some(p.run);
-    pages::jobs(s.access.csrf(), None, running, None).into_response()
+    jobs_view(&s, None, running, None).await
+}
+
+/// The Jobs page with the saved Energy preferences to restore.
+async fn jobs_view(
+    s: &Shared,
+    plan: Option<&crate::model::Plan>,
+    running: Option<u64>,
+    error: Option<&str>,
+) -> Response {
+    let backups = s.backend.backups().await;
+    pages::jobs(s.access.csrf(), plan, running, error, &backups).into_response()
 }
 
 #[derive(Deserialize)]
@@ -226,37 +237,17 @@ async fn check(State(s): S, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Resp
     }
     match s.backend.check().await {
         Ok(()) => see_other(&headers, "history"),
-        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+        Err(e) => jobs_view(&s, None, None, Some(&e)).await,
     }
 }
 
-#[derive(Deserialize)]
-struct DryRunForm {
-    #[serde(default)]
-    csrf: String,
-    job: JobKind,
-    #[serde(default)]
-    start: String,
-    #[serde(default)]
-    end: String,
-    overwrite: Option<String>,
-    no_auto_backfill: Option<String>,
-}
-
-async fn dry_run(State(s): S, Form(f): Form<DryRunForm>) -> Response {
-    if !s.access.csrf_ok(&f.csrf) {
+async fn dry_run(State(s): S, Form(form): Form<JobForm>) -> Response {
+    if !s.access.csrf_ok(&form.csrf) {
         return bad_csrf();
     }
-    let form = JobForm {
-        job: Some(f.job),
-        start: f.start,
-        end: f.end,
-        overwrite: f.overwrite,
-        no_auto_backfill: f.no_auto_backfill,
-    };
     match s.backend.dry_run(&form).await {
-        Ok(plan) => pages::jobs(s.access.csrf(), Some(&plan), None, None).into_response(),
-        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+        Ok(plan) => jobs_view(&s, Some(&plan), None, None).await,
+        Err(e) => jobs_view(&s, None, None, Some(&e)).await,
     }
 }
 
@@ -272,8 +263,8 @@ async fn apply(State(s): S, Form(f): Form<ApplyForm>) -> Response {
         return bad_csrf();
     }
     match s.backend.apply(f.plan).await {
-        Ok(run) => pages::jobs(s.access.csrf(), None, Some(run), None).into_response(),
-        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+        Ok(run) => jobs_view(&s, None, Some(run), None).await,
+        Err(e) => jobs_view(&s, None, None, Some(&e)).await,
     }
 }
 
@@ -283,7 +274,7 @@ async fn resume(State(s): S, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Res
     }
     match s.backend.resume().await {
         Ok(()) => see_other(&headers, "jobs"),
-        Err(e) => pages::jobs(s.access.csrf(), None, None, Some(&e)).into_response(),
+        Err(e) => jobs_view(&s, None, None, Some(&e)).await,
     }
 }
 

@@ -7,7 +7,7 @@ use pwsync_config::target::ha_client;
 use pwsync_config::target::registry_entity as entity;
 use pwsync_config::Config;
 use pwsync_ha::HaClient;
-use pwsync_jobs::dashboard::{self, default_prefs, DashboardPlan, Slot};
+use pwsync_jobs::dashboard::{self, default_prefs, DashboardPlan, Replace, Slot, REPLACE_POWER};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -18,9 +18,11 @@ pub struct EnergyDashboardArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Put pwsync's meters in place of a Tesla integration's (or another grid meter, or
-    /// pwsync's own daily/monthly totals) where one fills the slot.
-    #[arg(long)]
-    pub replace: bool,
+    /// pwsync's own daily/monthly totals) where one fills the slot, and pwsync's power sensors
+    /// in place of those you chose. Alone: everywhere; with names: only there (grid_import,
+    /// grid_export, solar, battery_discharge, battery_charge, power).
+    #[arg(long, value_name = "PLACES", num_args = 0.., value_delimiter = ',')]
+    pub replace: Option<Vec<String>>,
     /// Put back the preferences an earlier run saved in FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "replace")]
     pub restore: Option<PathBuf>,
@@ -45,6 +47,11 @@ struct Outcome<'a> {
 }
 
 pub async fn run(args: EnergyDashboardArgs, cfg: &Config, config: Option<&Path>) -> Result<()> {
+    let replace = match &args.replace {
+        None => Replace::none(),
+        Some(names) if names.is_empty() => Replace::all(),
+        Some(names) => Replace::from_names(names).map_err(anyhow::Error::msg)?,
+    };
     let client = ha_client(cfg)?;
     let version = client.ha_version().await?;
     let before = client
@@ -53,8 +60,9 @@ pub async fn run(args: EnergyDashboardArgs, cfg: &Config, config: Option<&Path>)
         .unwrap_or_else(default_prefs);
     let plan = match &args.restore {
         Some(file) => restore_plan(&before, file, &version)?,
-        None => merge_plan(&client, cfg, &before, &version, args.replace).await?,
+        None => merge_plan(&client, cfg, &before, &version, &replace).await?,
     };
+    tell_panel(&plan, cfg);
     if let Some(refusal) = plan.refusal() {
         bail!(refusal);
     }
@@ -89,7 +97,7 @@ async fn merge_plan(
     cfg: &Config,
     before: &Value,
     version: &str,
-    replace: bool,
+    replace: &Replace,
 ) -> Result<DashboardPlan> {
     let stats = client.list_statistic_ids(None).await?;
     let missing: Vec<String> = Slot::ALL
@@ -112,6 +120,34 @@ async fn merge_plan(
     Ok(dashboard::plan(
         before, &cfg.site, &registry, version, replace,
     ))
+}
+
+/// For the panel: what the user may choose to replace (a checkbox each), and whether the plan
+/// changes anything (no Apply when it does not).
+fn tell_panel(plan: &DashboardPlan, cfg: &Config) {
+    let mut choices: Vec<Value> = Vec::new();
+    for o in &plan.blocked {
+        if !choices.iter().any(|c| c["name"] == o.slot.name()) {
+            choices.push(serde_json::json!({
+                "name": o.slot.name(),
+                "label": format!("Replace {} with {}", o.describe(), o.slot.meter(&cfg.site)),
+            }));
+        }
+    }
+    if !plan.power_kept.is_empty() {
+        choices.push(serde_json::json!({
+            "name": REPLACE_POWER,
+            "label": format!(
+                "Replace your power sensor{} ({}) with pwsync's",
+                if plan.power_kept.len() > 1 { "s" } else { "" },
+                plan.power_kept.join(", ")
+            ),
+        }));
+    }
+    pwsync_daemon::progress::emit_result(&serde_json::json!({
+        "changed": plan.changed() && plan.blocked.is_empty(),
+        "choices": choices,
+    }));
 }
 
 /// The plan that puts `file`'s preferences back.
@@ -188,7 +224,9 @@ fn print(plan: &DashboardPlan, args: &EnergyDashboardArgs, cfg: &Config, backup:
         println!("power flow: add {sensor}");
     }
     for kept in &plan.power_kept {
-        println!("power flow: keep {kept} (yours; --replace puts pwsync's power sensor there)");
+        println!(
+            "power flow: keep {kept} (yours; --replace power puts pwsync's power sensor there)"
+        );
     }
     if args.restore.is_none() {
         println!("home usage: no slot in HA's Energy preferences (HA derives it from the flows)");
