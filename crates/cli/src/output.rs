@@ -18,6 +18,38 @@ pub fn kwh(wh: f64) -> String {
 /// stderr, for `serve`'s panel, which runs jobs as this program and draws their progress bar.
 pub const PROGRESS_ENV: &str = "PWSYNC_PROGRESS";
 pub const PROGRESS_PREFIX: &str = "pwsync-progress ";
+/// With `PWSYNC_PROGRESS=lines`, a job's last line on stderr: `pwsync-result {"rows":N}`, what
+/// it wrote (or, on a dry run, would write), so the panel knows a plan with nothing to apply.
+pub const RESULT_PREFIX: &str = "pwsync-result ";
+
+fn lines_wanted() -> bool {
+    std::env::var(PROGRESS_ENV).is_ok_and(|v| v == "lines")
+}
+
+/// What a job did, for `serve`'s panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobResult {
+    /// Rows written, or on a dry run, rows the real run would write.
+    pub rows: usize,
+}
+
+impl JobResult {
+    /// Its line on stderr, when asked for (`PWSYNC_PROGRESS=lines`).
+    pub fn report(self) {
+        if lines_wanted() {
+            eprintln!("{}", self.line());
+        }
+    }
+
+    fn line(self) -> String {
+        format!("{RESULT_PREFIX}{{\"rows\":{}}}", self.rows)
+    }
+}
+
+/// The result of a result line, `None` for any other line.
+pub fn parse_result(line: &str) -> Option<JobResult> {
+    serde_json::from_str(line.strip_prefix(RESULT_PREFIX)?).ok()
+}
 
 /// Where a backfill (or a migration's phases) stands, 0 to 1, from its steps: reading, each
 /// field planned (the bulk of the work), writing.
@@ -31,7 +63,7 @@ impl StepProgress {
     pub fn from_env() -> StepProgress {
         StepProgress {
             planned: 0,
-            lines: std::env::var(PROGRESS_ENV).is_ok_and(|v| v == "lines"),
+            lines: lines_wanted(),
         }
     }
 
@@ -85,5 +117,15 @@ mod tests {
         assert_eq!((f, m.as_str()), (0.85, "writing 12 rows"));
         assert_eq!(parse_progress("WARN something"), None);
         assert_eq!(parse_progress("pwsync-progress x y"), None);
+    }
+
+    #[test]
+    fn a_result_line_parses_back_and_other_lines_are_not_results() {
+        let r = JobResult { rows: 1234 };
+        assert_eq!(r.line(), r#"pwsync-result {"rows":1234}"#);
+        assert_eq!(parse_result(&r.line()), Some(r));
+        assert_eq!(parse_result("pwsync-progress 0.5 planned home"), None);
+        assert_eq!(parse_result("pwsync-result {\"rows\":-1}"), None);
+        assert_eq!(parse_result("pwsync-result rows"), None);
     }
 }

@@ -63,6 +63,7 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
     };
     target.close().await;
     let report = result?;
+    crate::output::JobResult { rows: report.rows }.report();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

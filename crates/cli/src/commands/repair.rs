@@ -36,6 +36,7 @@ pub async fn run(args: RepairArgs, cfg: &Config) -> Result<()> {
     .await;
     target.close().await;
     let report = result?;
+    crate::output::JobResult { rows: report.rows }.report();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
