@@ -14,14 +14,14 @@ use super::jobs::JobGate;
 use super::journal::{Entry, Journal};
 use crate::commands::{chart, doctor};
 use crate::config::Config;
-use crate::output::{parse_progress, PROGRESS_ENV};
+use crate::output::{parse_progress, parse_result, PROGRESS_ENV};
 use anyhow::Result;
 use async_trait::async_trait;
 use chrono_tz::Tz;
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
     Backend, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow, Plan,
-    ProblemRow, Progress, RunState, Section, StatusView,
+    ProblemRow, Progress, Reading, RunState, Section, StatusView,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -153,10 +153,8 @@ impl Panel {
                 let v = reading(states.get(&s.key)?);
                 Some(MeterRow {
                     name: s.name.clone(),
-                    value: match s.kind.unit() {
-                        Some(u) => format!("{v} {u}"),
-                        None => v,
-                    },
+                    value: v.parse().map_or(Reading::Word(v), Reading::Number),
+                    unit: s.kind.unit().map(String::from),
                 })
             })
             .collect();
@@ -273,10 +271,12 @@ fn job_args(form: &JobForm) -> std::result::Result<(JobKind, Vec<String>), Strin
     Ok((kind, a))
 }
 
-/// What a finished child said: its report (stdout, then on failure what it said on stderr).
+/// What a finished child said: its report (stdout, then on failure what it said on stderr),
+/// and the rows its result line gave.
 struct ChildOutput {
     succeeded: bool,
     report: String,
+    rows: Option<usize>,
 }
 
 #[async_trait]
@@ -318,7 +318,10 @@ impl Backend for Panel {
         let mut with_dry_run = args.clone();
         with_dry_run.push("--dry-run".into());
         let started = super::now();
-        let out = run_child(self.command(&with_dry_run), None, 0).await;
+        // Progress lines too, for the result line with the plan's rows.
+        let mut cmd = self.command(&with_dry_run);
+        cmd.env(PROGRESS_ENV, "lines");
+        let out = run_child(cmd, None, 0).await;
         let id = self.id();
         let command = format!("pwsync {}", args.join(" "));
         self.remember(LogEntry {
@@ -331,7 +334,8 @@ impl Backend for Panel {
             succeeded: out.succeeded,
             report: out.report.clone(),
         });
-        if out.succeeded {
+        // A plan that writes nothing is nothing to apply.
+        if out.succeeded && out.rows != Some(0) {
             if let Ok(mut plans) = self.0.plans.lock() {
                 plans.insert(id, (job, args));
                 while plans.len() > PLANS_KEPT {
@@ -345,6 +349,7 @@ impl Backend for Panel {
             command,
             report: out.report,
             failed: !out.succeeded,
+            rows: out.rows,
         })
     }
 
@@ -496,6 +501,7 @@ async fn run_child(
             return ChildOutput {
                 succeeded: false,
                 report: format!("cannot start pwsync: {e}"),
+                rows: None,
             }
         }
     };
@@ -514,9 +520,14 @@ async fn run_child(
     };
     let read_stderr = async {
         let mut said = String::new();
+        let mut rows = None;
         if let Some(s) = stderr {
             let mut lines = BufReader::new(s).lines();
             while let Ok(Some(l)) = lines.next_line().await {
+                if let Some(r) = parse_result(&l) {
+                    rows = Some(r.rows);
+                    continue;
+                }
                 match parse_progress(&l) {
                     Some((fraction, message)) => {
                         if let Some(p) = progress {
@@ -535,14 +546,16 @@ async fn run_child(
                 }
             }
         }
-        said
+        (said, rows)
     };
-    let (out, said) = tokio::join!(read_stdout, read_stderr);
+    let (out, (said, rows)) = tokio::join!(read_stdout, read_stderr);
     let succeeded = child.wait().await.is_ok_and(|s| s.success());
     let mut report = out;
     if !succeeded || report.trim().is_empty() {
         report.push_str(&said);
     }
+    // The CLI's advice names its commands; the panel's reader has buttons instead.
+    let mut report = pwsync_web::advice::for_panel(&report);
     if report.len() > REPORT_MAX {
         let mut cut = REPORT_MAX;
         while !report.is_char_boundary(cut) {
@@ -551,7 +564,11 @@ async fn run_child(
         report.truncate(cut);
         report.push_str("\n… (cut)\n");
     }
-    ChildOutput { succeeded, report }
+    ChildOutput {
+        succeeded,
+        report,
+        rows,
+    }
 }
 
 /// The child ends when `serve` does, even by `kill -9`: a job must not go on writing unseen
@@ -653,6 +670,12 @@ fn status_sections(r: &doctor::Report, tz: Tz) -> Vec<Section> {
         ok: r.problems.is_empty(),
         rows,
     });
+    // doctor's advice is for a shell; on the panel it says what to press.
+    for s in &mut sections {
+        for (_, v) in &mut s.rows {
+            *v = pwsync_web::advice::for_panel(v);
+        }
+    }
     sections
 }
 
