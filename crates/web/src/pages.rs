@@ -187,7 +187,10 @@ fn plan_view(p: &Plan, csrf: &str) -> Markup {
             @if p.failed {
                 p.error { "The dry run failed: nothing to apply." }
             } @else if p.rows == Some(0) {
-                p #nothing { "Nothing to write: HA already has every hour this job covers. There is no plan to apply." }
+                p #nothing {
+                    "Nothing to write: the real run would write 0 rows (HA already has these hours, \
+                     or InfluxDB has no data for them), so there is nothing to apply."
+                }
             } @else {
                 form method="post" action="apply" {
                     input type="hidden" name="csrf" value=(csrf);

@@ -180,7 +180,7 @@ pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
     println!("{t}");
     // What "incomplete" means (splice: a hole is filled only from hours InfluxDB covers whole).
     println!(
-        "incomplete: hours InfluxDB covers only in part (a gap in its data, or its first or last hour); they count the energy of the part covered, and a hole in HA's history is filled only from complete hours"
+        "incomplete: hours InfluxDB covers only in part (a gap, or the edge of its data); a hole in HA's history is filled only from complete hours"
     );
     print_holes(r, tz);
     let gap_hours: i64 = r.gaps.iter().map(|g| g.seconds()).sum::<i64>() / 3600;
