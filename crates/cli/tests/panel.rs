@@ -275,6 +275,25 @@ async fn check_meters(b: &Client) {
     );
 }
 
+/// Click the button `id`, then wait up to `limit` for `then` on the page that follows.
+async fn click_then_wait(
+    b: &Client,
+    id: &str,
+    then: Locator<'_>,
+    limit: Duration,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    b.find(Locator::Id(id)).await?.click().await?;
+    b.wait().at_most(limit).for_element(then).await
+}
+
+/// Jobs → backfill → Dry run with no dates (everything); the plan's report.
+async fn dry_run_everything(b: &Client, base: &str) -> String {
+    b.goto(&format!("{base}jobs")).await.unwrap();
+    let plan = Locator::Id("plan-report");
+    let report = click_then_wait(b, "backfill-dry-run", plan, Duration::from_secs(120));
+    report.await.unwrap().text().await.unwrap()
+}
+
 /// Reload `url` until `css` is on the page, and return its text.
 async fn reload_until(b: &Client, url: &str, css: &str, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
@@ -353,22 +372,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     // Jobs: a dry run of "backfill everything" shows the CLI's report and writes nothing.
     let now = chrono::Utc::now().timestamp();
     let day_ago = now - 3 * 86_400;
-    b.goto(&format!("{base}jobs")).await.unwrap();
-    b.find(Locator::Id("backfill-dry-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let report = b
-        .wait()
-        .at_most(Duration::from_secs(120))
-        .for_element(Locator::Id("plan-report"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = dry_run_everything(&b, &base).await;
     assert!(report.contains("Dry run, nothing written"), "{report}");
     assert!(report.contains(HOME), "{report}");
     assert!(
@@ -377,15 +381,8 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     );
 
     // Apply that plan: the progress bar runs to the end, and HA holds the hours.
-    b.find(Locator::Id("apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.wait()
-        .at_most(Duration::from_secs(240))
-        .for_element(Locator::Css("#run[data-state='succeeded']"))
+    let done = Locator::Css("#run[data-state='succeeded']");
+    click_then_wait(&b, "apply", done, Duration::from_secs(240))
         .await
         .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()));
     let bar = b
@@ -422,22 +419,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     screenshot(&b, &shots, "log").await;
 
     // A second dry run: HA holds every hour now, so there is nothing to apply, and it says so.
-    b.goto(&format!("{base}jobs")).await.unwrap();
-    b.find(Locator::Id("backfill-dry-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let report = b
-        .wait()
-        .at_most(Duration::from_secs(120))
-        .for_element(Locator::Id("plan-report"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = dry_run_everything(&b, &base).await;
     assert!(
         report.contains("incomplete: hours InfluxDB covers only in part"),
         "the legend: {report}"
