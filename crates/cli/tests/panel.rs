@@ -110,6 +110,190 @@ async fn screenshot(b: &Client, dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// A Chrome DevTools command, sent through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp(&'static str, serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.0, "params": self.1 });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// The page as a screen `width` px wide (a phone below 600: HA's app) in HA's light or dark
+/// scheme, checked from inside the page: the emulation took.
+async fn view_as(b: &Client, width: u32, dark: bool) {
+    let phone = width < 600;
+    let height = if phone { 844 } else { 900 };
+    b.issue_cmd(Cdp(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone }),
+    ))
+    .await
+    .unwrap();
+    let scheme = if dark { "dark" } else { "light" };
+    b.issue_cmd(Cdp(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+    ))
+    .await
+    .unwrap();
+    let seen = b
+        .execute(
+            "return [window.innerWidth, matchMedia('(prefers-color-scheme: dark)').matches]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, serde_json::json!([width, dark]), "the emulation");
+}
+
+/// The relative luminance (0 black, 1 white) of a computed `rgb(r, g, b)` colour.
+fn luminance(css: &str) -> f64 {
+    let channels: Vec<f64> = css
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .take(3)
+        .map(|c| c.trim().parse::<f64>().unwrap() / 255.0)
+        .map(|c| {
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        })
+        .collect();
+    assert_eq!(channels.len(), 3, "{css}");
+    0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+}
+
+/// What must hold in every width and scheme: no sideways scrolling of the page, the body's
+/// background dark in dark and light in light, no text that asks for a shell command.
+async fn check_look(b: &Client, what: &str, width: u32, dark: bool) {
+    let m = b
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth,              getComputedStyle(document.body).backgroundColor, document.body.innerText]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scroll, inner) = (m[0].as_u64().unwrap(), m[1].as_u64().unwrap());
+    assert!(
+        scroll <= inner,
+        "{what} at {width} px scrolls sideways: {scroll} px wide"
+    );
+    let bg = m[2].as_str().unwrap();
+    let l = luminance(bg);
+    if dark {
+        assert!(l < 0.05, "{what} in dark: body background {bg}");
+    } else {
+        assert!(l > 0.8, "{what} in light: body background {bg}");
+    }
+    let text = m[3].as_str().unwrap();
+    assert!(
+        !pwsync_web::advice::asks_for_a_command(text),
+        "{what} asks for a shell command: {text}"
+    );
+}
+
+/// The screenshots the README may show (`docs/screenshots`): Status in all four, two of each
+/// other page.
+const KEPT: [&str; 8] = [
+    "status-light-1280",
+    "status-dark-1280",
+    "status-light-390",
+    "status-dark-390",
+    "jobs-light-1280",
+    "jobs-dark-390",
+    "log-dark-1280",
+    "log-light-390",
+];
+
+/// Each width and scheme of the page open in `b`: checked, and a screenshot `NAME-SCHEME-WIDTH`
+/// in `shots` (and in `$PWSYNC_SCREENSHOTS`, for the README).
+async fn look_at(b: &Client, shots: &Path, name: &str) {
+    for width in [1280, 390] {
+        for dark in [false, true] {
+            view_as(b, width, dark).await;
+            check_look(b, name, width, dark).await;
+            let shot = format!("{name}-{}-{width}", if dark { "dark" } else { "light" });
+            let png = screenshot(b, shots, &shot).await;
+            if !KEPT.contains(&shot.as_str()) {
+                continue;
+            }
+            if let Some(out) = std::env::var_os("PWSYNC_SCREENSHOTS") {
+                std::fs::create_dir_all(&out).unwrap();
+                std::fs::copy(&png, Path::new(&out).join(format!("{shot}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+/// Status's meters: each shows its number at a readable precision, the exact one in `title`.
+async fn check_meters(b: &Client) {
+    let tiles = b
+        .execute(
+            "return [...document.querySelectorAll('section.meters .num')]\
+               .map(e => [e.textContent, e.title])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let tiles = tiles.as_array().unwrap();
+    assert!(tiles.len() >= 18, "{tiles:?}");
+    let mut shortened = 0;
+    for t in tiles {
+        let (shown, exact) = (t[0].as_str().unwrap(), t[1].as_str().unwrap());
+        let Some(kwh) = exact.strip_suffix(" kWh") else {
+            continue;
+        };
+        let v: f64 = kwh.parse().unwrap_or_else(|_| panic!("title {exact}"));
+        assert_eq!(
+            shown,
+            pwsync_web::format::reading(v, Some("kWh")),
+            "{exact}"
+        );
+        shortened += usize::from(!shown.starts_with(kwh));
+    }
+    assert!(
+        shortened > 0,
+        "no meter is shown shorter than exact: {tiles:?}"
+    );
+}
+
+/// Click the button `id`, then wait up to `limit` for `then` on the page that follows.
+async fn click_then_wait(
+    b: &Client,
+    id: &str,
+    then: Locator<'_>,
+    limit: Duration,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    b.find(Locator::Id(id)).await?.click().await?;
+    b.wait().at_most(limit).for_element(then).await
+}
+
+/// Jobs → backfill → Dry run with no dates (everything); the plan's report.
+async fn dry_run_everything(b: &Client, base: &str) -> String {
+    b.goto(&format!("{base}jobs")).await.unwrap();
+    let plan = Locator::Id("plan-report");
+    let report = click_then_wait(b, "backfill-dry-run", plan, Duration::from_secs(120));
+    report.await.unwrap().text().await.unwrap()
+}
+
 /// Reload `url` until `css` is on the page, and return its text.
 async fn reload_until(b: &Client, url: &str, css: &str, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
@@ -181,29 +365,14 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     // Status: doctor's findings (made in the background) and the live meters.
     let influx_part = reload_until(&b, &base, "section.part", Duration::from_secs(90)).await;
     assert!(influx_part.contains("InfluxDB"), "{influx_part}");
-    let meters = reload_until(&b, &base, "section.meters td.num", Duration::from_secs(60)).await;
+    let meters = reload_until(&b, &base, "section.meters .num", Duration::from_secs(60)).await;
     assert!(meters.contains("kWh"), "{meters}");
     screenshot(&b, &shots, "status").await;
 
     // Jobs: a dry run of "backfill everything" shows the CLI's report and writes nothing.
     let now = chrono::Utc::now().timestamp();
     let day_ago = now - 3 * 86_400;
-    b.goto(&format!("{base}jobs")).await.unwrap();
-    b.find(Locator::Id("backfill-dry-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let report = b
-        .wait()
-        .at_most(Duration::from_secs(120))
-        .for_element(Locator::Id("plan-report"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = dry_run_everything(&b, &base).await;
     assert!(report.contains("Dry run, nothing written"), "{report}");
     assert!(report.contains(HOME), "{report}");
     assert!(
@@ -212,15 +381,8 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     );
 
     // Apply that plan: the progress bar runs to the end, and HA holds the hours.
-    b.find(Locator::Id("apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.wait()
-        .at_most(Duration::from_secs(240))
-        .for_element(Locator::Css("#run[data-state='succeeded']"))
+    let done = Locator::Css("#run[data-state='succeeded']");
+    click_then_wait(&b, "apply", done, Duration::from_secs(240))
         .await
         .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()));
     let bar = b
@@ -255,6 +417,29 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     );
     assert!(entries[1].text().await.unwrap().contains("(dry run)"));
     screenshot(&b, &shots, "log").await;
+
+    // A second dry run: HA holds every hour now, so there is nothing to apply, and it says so.
+    let report = dry_run_everything(&b, &base).await;
+    assert!(
+        report.contains("incomplete: hours InfluxDB covers only in part"),
+        "the legend: {report}"
+    );
+    let nothing = b.find(Locator::Id("nothing")).await.unwrap();
+    assert!(nothing.text().await.unwrap().contains("Nothing to write"));
+    assert!(
+        b.find(Locator::Id("apply")).await.is_err(),
+        "a plan of 0 rows offers Apply"
+    );
+
+    // HA's look, light and dark, on a desktop and on a phone: Jobs (that plan), Status, Log.
+    look_at(&b, &shots, "jobs").await;
+    b.goto(&base).await.unwrap();
+    check_meters(&b).await;
+    look_at(&b, &shots, "status").await;
+    b.goto(&format!("{base}log")).await.unwrap();
+    look_at(&b, &shots, "log").await;
+    b.goto(&format!("{base}history")).await.unwrap();
+    check_look(&b, "history", 390, true).await;
     b.close().await.unwrap();
     // The panel open, every page served, a job run: serve's memory stays small (target 40 MB).
     let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", serve.id()))

@@ -23,7 +23,7 @@ use pwsync_jobs::check::chart;
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
     Backend, Backup, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow,
-    Plan, ProblemRow, Progress, RunState, Section, StatusView,
+    Plan, ProblemRow, Progress, Reading, RunState, Section, StatusView,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -155,10 +155,8 @@ impl Panel {
                 let v = reading(states.get(&s.key)?);
                 Some(MeterRow {
                     name: s.name.clone(),
-                    value: match s.kind.unit() {
-                        Some(u) => format!("{v} {u}"),
-                        None => v,
-                    },
+                    value: v.parse().map_or(Reading::Word(v), Reading::Number),
+                    unit: s.kind.unit().map(String::from),
                 })
             })
             .collect();
@@ -403,7 +401,11 @@ impl Backend for Panel {
             succeeded: out.succeeded,
             report: out.report.clone(),
         });
-        if out.succeeded {
+        let result = out.result.unwrap_or_default();
+        let rows = result["rows"].as_u64().map(|n| n as usize);
+        let unchanged = result["changed"] == false;
+        // A plan that writes nothing is nothing to apply.
+        if out.succeeded && rows != Some(0) && !unchanged {
             if let Ok(mut plans) = self.0.plans.lock() {
                 plans.insert(id, (job, args));
                 while plans.len() > PLANS_KEPT {
@@ -411,14 +413,14 @@ impl Backend for Panel {
                 }
             }
         }
-        let result = out.result.unwrap_or_default();
         Ok(Plan {
             id,
             job,
             command,
             report: out.report,
             failed: !out.succeeded,
-            unchanged: result["changed"] == false,
+            rows,
+            unchanged,
             choices: serde_json::from_value(result["choices"].clone()).unwrap_or_default(),
             form: form.clone(),
         })
@@ -632,6 +634,8 @@ async fn run_child(
     if !succeeded || report.trim().is_empty() {
         report.push_str(&said);
     }
+    // The CLI's advice names its commands; the panel's reader has buttons instead.
+    let mut report = pwsync_web::advice::for_panel(&report);
     if report.len() > REPORT_MAX {
         let mut cut = REPORT_MAX;
         while !report.is_char_boundary(cut) {
@@ -746,6 +750,12 @@ fn status_sections(r: &doctor::Report, tz: Tz) -> Vec<Section> {
         ok: r.problems.is_empty(),
         rows,
     });
+    // doctor's advice is for a shell; on the panel it says what to press.
+    for s in &mut sections {
+        for (_, v) in &mut s.rows {
+            *v = pwsync_web::advice::for_panel(v);
+        }
+    }
     sections
 }
 

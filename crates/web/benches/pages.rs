@@ -75,7 +75,8 @@ fn kept() -> Kept {
     let meters = (0..14)
         .map(|i| MeterRow {
             name: format!("Meter {i}"),
-            value: format!("{}.123 kWh", 1000 + i),
+            value: Reading::Number(1000.123456 + i as f64),
+            unit: Some("kWh".into()),
         })
         .collect();
     let sections = (0..5)

@@ -15,6 +15,8 @@
 //! [`server`].
 
 pub mod access;
+pub mod advice;
+pub mod format;
 pub mod host;
 pub mod model;
 mod pages;

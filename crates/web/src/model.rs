@@ -35,10 +35,40 @@ pub struct Section {
     pub rows: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone)]
+/// One live meter: the number as `serve` published it and its unit; the page shows it at a
+/// precision that reads well ([`crate::format::reading`]) and the exact value on hover.
+#[derive(Debug, Clone, PartialEq)]
 pub struct MeterRow {
     pub name: String,
-    pub value: String,
+    pub value: Reading,
+    /// `kWh`, `kW`, `%`; `None` for a number without one.
+    pub unit: Option<String>,
+}
+
+/// What a meter reads: a number, or a state's word (the battery's direction).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    Number(f64),
+    Word(String),
+}
+
+impl MeterRow {
+    /// As the page shows it.
+    pub fn shown(&self) -> String {
+        match &self.value {
+            Reading::Number(v) => crate::format::reading(*v, self.unit.as_deref()),
+            Reading::Word(w) => w.clone(),
+        }
+    }
+
+    /// The exact value, for the hover title.
+    pub fn exact(&self) -> String {
+        match (&self.value, &self.unit) {
+            (Reading::Number(v), Some(u)) => format!("{v} {u}"),
+            (Reading::Number(v), None) => v.to_string(),
+            (Reading::Word(w), _) => w.clone(),
+        }
+    }
 }
 
 /// The History page.
@@ -216,6 +246,9 @@ pub struct Plan {
     pub report: String,
     /// The dry run failed (a wrong date, a server down): `report` is the error; no Apply.
     pub failed: bool,
+    /// Rows the real run would write, as the job said (`None`: it did not say). 0: nothing to
+    /// apply.
+    pub rows: Option<usize>,
     /// The dry run found nothing to change: no Apply.
     pub unchanged: bool,
     /// What the next dry run may replace (a rival in the Energy dashboard), with the form it

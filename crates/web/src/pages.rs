@@ -42,12 +42,14 @@ fn layout(page: Page, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // The browser's own widgets (date pickers, scroll bars) follow HA's light or dark.
+                meta name="color-scheme" content="light dark";
                 title { "pwsync · " (page.title()) }
                 link rel="stylesheet" href="panel.css";
                 script src="panel.js" defer {}
             }
             body {
-                header {
+                header.toolbar {
                     span.brand { "pwsync" }
                     nav {
                         @for p in Page::ALL {
@@ -65,7 +67,7 @@ pub fn status(v: &StatusView, csrf: &str) -> Markup {
     let body = html! {
         h1 { "Status" }
         @if let Some(i) = &v.interrupted {
-            section.part.bad.interrupted {
+            section.card.part.bad.interrupted {
                 h2 { "A job was interrupted" }
                 p { (i.what) }
                 form method="post" action="resume" {
@@ -75,26 +77,37 @@ pub fn status(v: &StatusView, csrf: &str) -> Markup {
                 }
             }
         }
-        section.meters {
-            h2 { "Live meters" }
-            @if v.meters.is_empty() {
-                p.muted { "No poll has succeeded yet." }
-            } @else {
-                table {
-                    @for m in &v.meters { tr { th { (m.name) } td.num { (m.value) } } }
-                }
-            }
-            p.muted { "Last poll of InfluxDB: " (v.last_poll.as_deref().unwrap_or("none yet")) }
-        }
-        @for s in &v.sections {
-            section class=(if s.ok { "part ok" } else { "part bad" }) {
-                h2 { (s.title) " " span.badge { (if s.ok { "ok" } else { "problem" }) } }
-                table {
-                    @for (k, val) in &s.rows { tr { th { (k) } td { (val) } } }
+        // Health first: whether each part works is what a visit is for.
+        div.health {
+            @for s in &v.sections {
+                section class=(if s.ok { "card part ok" } else { "card part bad" }) {
+                    h2 {
+                        span.title { (s.title) }
+                        span.badge { (if s.ok { "ok" } else { "problem" }) }
+                    }
+                    dl {
+                        @for (k, val) in &s.rows { dt { (k) } dd { (val) } }
+                    }
                 }
             }
         }
         p.muted { "Checked " (v.checked_at.as_deref().unwrap_or("not yet")) }
+        section.card.meters {
+            h2 { "Live meters" }
+            @if v.meters.is_empty() {
+                p.muted { "No poll has succeeded yet." }
+            } @else {
+                div.tiles {
+                    @for m in &v.meters {
+                        div.tile {
+                            span.name { (m.name) }
+                            span.num title=(m.exact()) { (m.shown()) }
+                        }
+                    }
+                }
+            }
+            p.muted { "Last poll of InfluxDB: " (v.last_poll.as_deref().unwrap_or("none yet")) }
+        }
     };
     layout(Page::Status, body)
 }
@@ -154,7 +167,7 @@ pub fn jobs(
         @if let Some(e) = error { p.error { (e) } }
         @if let Some(p) = plan { (plan_view(p, csrf)) }
         @if let Some(run) = running {
-            section #run data-run=(run) {
+            section.card #run data-run=(run) {
                 h2 #run-title { "Running" }
                 progress #progress max="1" value="0" {}
                 p #progress-message { "starting" }
@@ -174,22 +187,28 @@ pub fn jobs(
 
 fn plan_view(p: &Plan, csrf: &str) -> Markup {
     html! {
-        section #plan {
+        section.card #plan {
             h2 { "Dry run: " (p.job.name()) }
             p.muted { code { (p.command) } }
-            pre #plan-report { (p.report) }
+            div.report { pre #plan-report { (p.report) } }
             @if !p.choices.is_empty() {
                 (choices_form(p, csrf))
             }
             @if p.failed {
                 p.error { "The dry run failed: nothing to apply." }
+            } @else if p.rows == Some(0) {
+                p #nothing {
+                    "Nothing to write: the real run would write 0 rows (HA already has these hours, \
+                     or InfluxDB has no data for them), so there is nothing to apply."
+                }
             } @else if p.unchanged {
-                p #plan-unchanged { "Nothing to change: there is nothing to apply." }
+                p #nothing { "Nothing to change: HA's Energy preferences already say this, so there is nothing to apply." }
             } @else {
                 form method="post" action="apply" {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="plan" value=(p.id);
-                    button type="submit" id="apply" { "Apply this plan" }
+                    @if let Some(n) = p.rows { p { "It would write " (n) " rows." } }
+                    button.primary type="submit" id="apply" { "Apply this plan" }
                 }
             }
         }
@@ -250,7 +269,7 @@ fn energy_form(csrf: &str, backups: &[Backup]) -> Markup {
 fn job_form(kind: JobKind, csrf: &str, what: &str) -> Markup {
     let name = kind.name();
     html! {
-        section.job id={ "job-" (name) } {
+        section.card.job id={ "job-" (name) } {
             h2 { (name) }
             p.muted { (what) }
             form method="post" action="dry-run" {
@@ -276,13 +295,13 @@ pub fn log(entries: &[LogEntry], open: Option<u64>) -> Markup {
         @if entries.is_empty() { p.muted { "No job has run yet." } }
         // The one asked for, else the newest, open.
         @for (i, e) in entries.iter().enumerate() {
-            details id={ "run-" (e.id) } open[open.map_or(i == 0, |id| id == e.id)] {
+            details.card id={ "run-" (e.id) } open[open.map_or(i == 0, |id| id == e.id)] {
                 summary {
                     span class=(if e.succeeded { "ok" } else { "bad" }) { (if e.succeeded { "✓" } else { "✗" }) }
                     " " (e.started) " · " (e.job) @if e.dry_run { " (dry run)" }
                 }
                 p.muted { code { (e.command) } " · finished " (e.finished) }
-                pre { (e.report) }
+                div.report { pre { (e.report) } }
             }
         }
     };
@@ -293,5 +312,102 @@ pub fn refused(message: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" { head { meta charset="utf-8"; title { "pwsync" } } body { p { (message) } } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(rows: Option<usize>) -> Plan {
+        Plan {
+            id: 7,
+            job: JobKind::Backfill,
+            command: "pwsync backfill --all".into(),
+            report: "Dry run, nothing written".into(),
+            failed: false,
+            rows,
+            unchanged: false,
+            choices: Vec::new(),
+            form: JobForm::default(),
+        }
+    }
+
+    #[test]
+    fn an_energy_plan_offers_its_rivals_ticked_as_asked_and_no_apply_while_blocked() {
+        let mut p = plan(None);
+        p.job = JobKind::EnergyDashboard;
+        p.failed = true;
+        p.form.replace_solar = Some("on".into());
+        p.choices = ["grid_import", "solar"]
+            .map(|n| Choice {
+                name: n.into(),
+                label: format!("Replace the {n} meter"),
+            })
+            .to_vec();
+        let page = jobs("t", Some(&p), None, None, &[]).into_string();
+        assert!(!page.contains("id=\"apply\""), "{page}");
+        assert!(page.contains(r#"name="replace_grid_import""#), "{page}");
+        let solar = page.split(r#"id="replace-solar""#).nth(1).unwrap();
+        let grid = page.split(r#"id="replace-grid_import""#).nth(1).unwrap();
+        assert!(solar.trim_start().starts_with("value=\"on\" checked"), "{solar}");
+        assert!(!grid.trim_start().starts_with("value=\"on\" checked"), "{grid}");
+        assert!(page.contains(r#"name="job" value="energy_dashboard""#));
+    }
+
+    #[test]
+    fn a_plan_that_changes_nothing_offers_no_apply() {
+        let mut p = plan(None);
+        p.unchanged = true;
+        let page = jobs("t", Some(&p), None, None, &[]).into_string();
+        assert!(!page.contains("id=\"apply\""), "{page}");
+    }
+
+    #[test]
+    fn saved_preferences_are_offered_for_a_restore_dry_run() {
+        let b = Backup {
+            file: "energy-prefs-20261207T120000Z.json".into(),
+            saved: "2026-12-07 13:00".into(),
+        };
+        let page = jobs("t", None, None, None, &[b]).into_string();
+        assert!(page.contains(r#"name="restore" value="energy-prefs-20261207T120000Z.json""#));
+        assert!(page.contains("Saved 2026-12-07 13:00"));
+    }
+
+    #[test]
+    fn a_plan_that_writes_nothing_offers_no_apply() {
+        let page = |rows| jobs("t", Some(&plan(rows)), None, None, &[]).into_string();
+        let empty = page(Some(0));
+        assert!(!empty.contains("id=\"apply\""), "{empty}");
+        assert!(empty.contains("Nothing to write"), "{empty}");
+        let some = page(Some(12));
+        assert!(some.contains("id=\"apply\"") && some.contains("would write 12 rows"));
+        // A job that did not say how many still offers its plan.
+        assert!(page(None).contains("id=\"apply\""));
+    }
+
+    #[test]
+    fn health_comes_before_the_meters_and_a_meter_shows_its_exact_value_on_hover() {
+        let v = StatusView {
+            sections: vec![Section {
+                title: "InfluxDB".into(),
+                ok: true,
+                rows: vec![("version".into(), "1.8".into())],
+            }],
+            meters: vec![MeterRow {
+                name: "Home usage".into(),
+                value: Reading::Number(26687.592631),
+                unit: Some("kWh".into()),
+            }],
+            ..StatusView::default()
+        };
+        let page = status(&v, "t").into_string();
+        let health = page.find("InfluxDB").unwrap();
+        let meters = page.find("Live meters").unwrap();
+        assert!(health < meters);
+        assert!(
+            page.contains("title=\"26687.592631 kWh\">26\u{202F}688\u{202F}kWh<"),
+            "{page}"
+        );
     }
 }

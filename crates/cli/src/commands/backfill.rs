@@ -63,6 +63,7 @@ pub async fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
     };
     target.close().await;
     let report = result?;
+    pwsync_daemon::progress::emit_result(&serde_json::json!({ "rows": report.rows }));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -177,6 +178,10 @@ pub fn print_report(r: &BackfillReport, tz: chrono_tz::Tz) {
         },
     );
     println!("{t}");
+    // What "incomplete" means (splice: a hole is filled only from hours InfluxDB covers whole).
+    println!(
+        "incomplete: hours InfluxDB covers only in part (a gap, or the edge of its data); a hole in HA's history is filled only from complete hours"
+    );
     print_holes(r, tz);
     let gap_hours: i64 = r.gaps.iter().map(|g| g.seconds()).sum::<i64>() / 3600;
     println!(

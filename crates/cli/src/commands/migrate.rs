@@ -88,6 +88,8 @@ pub async fn run(args: MigrateArgs, cfg: &Config) -> Result<ExitCode> {
     let result = migrate_into(&args, cfg, &source, &target).await;
     target.close().await;
     let report = result?;
+    let phase2_rows = report.phase2.backfill.as_ref().map_or(0, |b| b.rows);
+    pwsync_daemon::progress::emit_result(&serde_json::json!({ "rows": report.rows + phase2_rows }));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -36,6 +36,7 @@ pub async fn run(args: RepairArgs, cfg: &Config) -> Result<()> {
     .await;
     target.close().await;
     let report = result?;
+    pwsync_daemon::progress::emit_result(&serde_json::json!({ "rows": report.rows }));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
