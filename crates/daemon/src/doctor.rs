@@ -10,13 +10,14 @@ use pwsync_influx::QueryLog;
 use pwsync_jobs::dashboard::{self, DashboardAudit};
 use pwsync_recorder::{RecorderDb, RecorderOptions};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Integrations whose statistics `migrate` can move onto pwsync's meters.
 const TESLA_PLATFORMS: [&str; 4] = ["teslemetry", "tesla_fleet", "tessie", "powerwall"];
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct InfluxInfo {
     pub url: String,
     pub version: Option<String>,
@@ -31,7 +32,7 @@ pub struct InfluxInfo {
     pub recent_queries: Vec<QueryLog>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct HaInfo {
     pub url: Option<String>,
     pub version: Option<String>,
@@ -41,6 +42,9 @@ pub struct HaInfo {
     pub time_zone: Option<String>,
     /// pwsync's meters that have statistics in HA.
     pub pwsync_statistics: Vec<String>,
+    /// The first day HA has statistics of each of pwsync's meters (`None`: none), looked for
+    /// from InfluxDB's first month on: how much of InfluxDB's history HA has.
+    pub coverage: Vec<(String, Option<i64>)>,
     pub pwsync_missing: Vec<String>,
     /// Energy statistics of Tesla integrations (`migrate` sources), `platform: id`.
     pub tesla_statistics: Vec<String>,
@@ -48,7 +52,7 @@ pub struct HaInfo {
     pub energy_dashboard: Option<DashboardAudit>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub influxdb: InfluxInfo,
     pub homeassistant: HaInfo,
@@ -201,6 +205,19 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
             h.pwsync_missing.push(id);
         }
     }
+    if let Some(first) = r.influxdb.first {
+        match first_days(&client, &h.pwsync_statistics, first).await {
+            Ok(found) => {
+                h.coverage = Field::ALL
+                    .iter()
+                    .map(|f| cfg.meter_entity(*f))
+                    .map(|id| (id.clone(), found.get(&id).copied()))
+                    .collect()
+            }
+            Err(e) => r.warnings.push(format!("Home Assistant's history: {e}")),
+        }
+    }
+    let h = &mut r.homeassistant;
     for e in &registry {
         let energy = stats.iter().any(|s| {
             s.statistic_id == e.entity_id
@@ -233,6 +250,51 @@ async fn homeassistant(cfg: &Config, r: &mut Report) {
         }
         Err(e) => r.warnings.push(format!("Energy dashboard: {e}")),
     }
+}
+
+/// The first day with a statistic row of each of `ids`, from `since`'s month on: the first
+/// month with rows (one small answer for years), then that month's days.
+async fn first_days(
+    client: &pwsync_ha::HaClient,
+    ids: &[String],
+    since: i64,
+) -> Result<BTreeMap<String, i64>, pwsync_ha::HaError> {
+    use pwsync_ha::{Period, StatType};
+    let mut found = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let month_before = since - 31 * 86_400;
+    let months = client
+        .statistics_during_period(
+            month_before,
+            now,
+            ids,
+            Period::Month,
+            &[StatType::Sum],
+            None,
+        )
+        .await?;
+    for (id, rows) in months {
+        let Some(month) = rows.first().map(|r| r.start_secs()) else {
+            continue;
+        };
+        let days = client
+            .statistics_during_period(
+                month,
+                month + 32 * 86_400,
+                std::slice::from_ref(&id),
+                Period::Day,
+                &[StatType::Sum],
+                None,
+            )
+            .await?;
+        if let Some(day) = days.get(&id).and_then(|d| d.first()) {
+            found.insert(id, day.start_secs());
+        }
+    }
+    Ok(found)
 }
 
 /// Whether pwsync was tested with HA `version`, and which releases it was tested with.

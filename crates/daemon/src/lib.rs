@@ -23,6 +23,7 @@ mod clock;
 mod controls;
 pub mod doctor;
 mod gate;
+mod guide;
 mod ha;
 pub mod heartbeat;
 mod jobs;

@@ -69,6 +69,10 @@ struct Shared {
     checks: bool,
     requests: mpsc::UnboundedSender<Request>,
     status: RwLock<StatusView>,
+    /// The last findings, for the first-run guide (with the last check, at each page).
+    findings: RwLock<Option<doctor::Report>>,
+    /// Wakes the findings' refresh early: a job's closing check changes what the guide says.
+    refresh: tokio::sync::Notify,
     history: RwLock<HistoryView>,
     plans: Mutex<BTreeMap<u64, (JobKind, Vec<String>)>>,
     next_id: AtomicU64,
@@ -103,6 +107,8 @@ impl Panel {
             checks,
             requests,
             status: RwLock::new(StatusView::default()),
+            findings: RwLock::new(None),
+            refresh: tokio::sync::Notify::new(),
             history: RwLock::new(HistoryView::default()),
             plans: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(next),
@@ -137,7 +143,13 @@ impl Panel {
                             s.sections = sections;
                             s.checked_at = Some(at);
                         }
-                        tokio::time::sleep(STATUS_EVERY).await;
+                        if let Ok(mut f) = me.0.findings.write() {
+                            *f = Some(report);
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(STATUS_EVERY) => {}
+                            _ = me.0.refresh.notified() => {}
+                        }
                     }
                 });
             });
@@ -194,6 +206,7 @@ impl Panel {
         if let Ok(mut h) = self.0.history.write() {
             h.checked = Some(view);
         }
+        self.0.refresh.notify_one();
     }
 
     /// The job a previous run left unfinished (`None` once a job has started).
@@ -351,6 +364,11 @@ struct ChildOutput {
 impl Backend for Panel {
     async fn status(&self) -> StatusView {
         let mut v = self.0.status.read().map(|s| s.clone()).unwrap_or_default();
+        if let (Ok(findings), Ok(history)) = (self.0.findings.read(), self.0.history.read()) {
+            if let Some(r) = findings.as_ref() {
+                v.guide = super::guide::steps(r, history.checked.as_ref(), now(), self.0.tz);
+            }
+        }
         v.interrupted = self.interrupted().map(|e| Interrupted {
             what: capitalised(&e.describe(self.0.tz)),
             resume: "Resume runs the same job again: it writes only what is still missing or \

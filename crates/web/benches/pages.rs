@@ -117,6 +117,17 @@ fn kept() -> Kept {
             meters,
             last_poll: Some("now".into()),
             interrupted: None,
+            guide: (1..=4)
+                .map(|i| GuideStep {
+                    title: format!("Step {i}"),
+                    detail: "what pwsync found, in a sentence or two".repeat(3),
+                    state: if i < 3 { StepState::Done } else { StepState::Todo },
+                    action: Some(GuideAction::DryRun {
+                        job: JobKind::Backfill,
+                        label: "Backfill 3.0 years".into(),
+                    }),
+                })
+                .collect(),
         },
         history: HistoryView {
             checked: Some(CheckedView {

@@ -17,6 +17,37 @@ pub struct StatusView {
     /// A job a previous run of `serve` left unfinished (killed, power cut): the banner and
     /// its Resume button.
     pub interrupted: Option<Interrupted>,
+    /// The first run's steps, from what pwsync found (empty until the first findings).
+    pub guide: Vec<GuideStep>,
+}
+
+/// One step of the first-run guide: what pwsync found, and the one thing to press.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuideStep {
+    /// What the step is for ("Backfill 3.1 years of history").
+    pub title: String,
+    /// What pwsync found, in words.
+    pub detail: String,
+    pub state: StepState,
+    /// The step's button: the existing dry run → Apply flow, or a check.
+    pub action: Option<GuideAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    Done,
+    Todo,
+    /// Not known yet (a server did not answer).
+    Unknown,
+}
+
+/// What a guide step's button does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuideAction {
+    /// A dry run of this job with its defaults (the Jobs page shows the plan and Apply).
+    DryRun { job: JobKind, label: String },
+    /// A check of the whole history.
+    Check { label: String },
 }
 
 /// A job cut short, in words.

@@ -92,6 +92,7 @@ pub fn status(v: &StatusView, csrf: &str) -> Markup {
             }
         }
         p.muted { "Checked " (v.checked_at.as_deref().unwrap_or("not yet")) }
+        @if !v.guide.is_empty() { (guide(&v.guide, csrf)) }
         section.card.meters {
             h2 { "Live meters" }
             @if v.meters.is_empty() {
@@ -110,6 +111,55 @@ pub fn status(v: &StatusView, csrf: &str) -> Markup {
         }
     };
     layout(Page::Status, body)
+}
+
+/// The first run, step by step: each with what pwsync found and its one button.
+fn guide(steps: &[GuideStep], csrf: &str) -> Markup {
+    let next = steps.iter().position(|s| s.state == StepState::Todo);
+    html! {
+        section.card #guide {
+            h2 { (if next.is_some() { "Getting started" } else { "All set" }) }
+            ol.steps {
+                @for (i, s) in steps.iter().enumerate() {
+                    li class=(step_class(s.state, next == Some(i))) id={ "step-" (i + 1) } {
+                        span.mark { (match s.state { StepState::Done => "✓", StepState::Todo => "•", StepState::Unknown => "?" }) }
+                        div {
+                            strong { (s.title) }
+                            p.muted { (s.detail) }
+                            @if let (StepState::Todo, Some(a)) = (s.state, &s.action) { (step_action(a, csrf)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn step_class(state: StepState, next: bool) -> &'static str {
+    match (state, next) {
+        (StepState::Done, _) => "step done",
+        (StepState::Todo, true) => "step todo next",
+        (StepState::Todo, false) => "step todo",
+        (StepState::Unknown, _) => "step unknown",
+    }
+}
+
+fn step_action(a: &GuideAction, csrf: &str) -> Markup {
+    match a {
+        GuideAction::DryRun { job, label } => html! {
+            form method="post" action="dry-run" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="job" value=(job.value());
+                button type="submit" id={ "guide-" (job.value()) } { (label) }
+            }
+        },
+        GuideAction::Check { label } => html! {
+            form method="post" action="check" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" id="guide-check" { (label) }
+            }
+        },
+    }
 }
 
 pub fn history(v: &HistoryView, csrf: &str) -> Markup {
@@ -350,8 +400,14 @@ mod tests {
         assert!(page.contains(r#"name="replace_grid_import""#), "{page}");
         let solar = page.split(r#"id="replace-solar""#).nth(1).unwrap();
         let grid = page.split(r#"id="replace-grid_import""#).nth(1).unwrap();
-        assert!(solar.trim_start().starts_with("value=\"on\" checked"), "{solar}");
-        assert!(!grid.trim_start().starts_with("value=\"on\" checked"), "{grid}");
+        assert!(
+            solar.trim_start().starts_with("value=\"on\" checked"),
+            "{solar}"
+        );
+        assert!(
+            !grid.trim_start().starts_with("value=\"on\" checked"),
+            "{grid}"
+        );
         assert!(page.contains(r#"name="job" value="energy_dashboard""#));
     }
 
