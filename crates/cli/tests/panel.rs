@@ -212,7 +212,9 @@ async fn check_look(b: &Client, what: &str, width: u32, dark: bool) {
 
 /// The screenshots the README may show (`docs/screenshots`): Status in all four, two of each
 /// other page.
-const KEPT: [&str; 8] = [
+const KEPT: [&str; 10] = [
+    "guide-light-1280",
+    "guide-done-dark-390",
     "status-light-1280",
     "status-dark-1280",
     "status-light-390",
@@ -890,4 +892,236 @@ async fn eleven_hundred_idle_connections_stop_neither_polls_nor_the_panel() {
     stop(&mut serve);
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(!said.contains("poll failed"), "{said}");
+}
+
+const TESLA_GRID: &str = "sensor.my_home_grid_imported";
+
+/// HA's storage with Teslemetry's grid meter in the Energy dashboard (and in the registry), as
+/// a Teslemetry user has it before pwsync.
+fn teslemetry_dashboard() -> Vec<(String, String)> {
+    let registry = serde_json::json!({
+        "version": 1, "minor_version": 1, "key": "core.entity_registry",
+        "data": {"entities": [{
+            "entity_id": TESLA_GRID, "platform": "teslemetry",
+            "unique_id": "2252168612345-grid_energy_imported",
+            "original_name": "Grid imported", "unit_of_measurement": "kWh",
+        }]}
+    });
+    let energy = serde_json::json!({
+        "version": 1, "minor_version": 1, "key": "energy",
+        "data": {
+            "energy_sources": [{"type": "grid", "flow_from": [{"stat_energy_from": TESLA_GRID,
+                "stat_cost": null, "entity_energy_price": null, "number_energy_price": 0.31}],
+                "flow_to": [], "cost_adjustment_day": 0.0}],
+            "device_consumption": [],
+        }
+    });
+    vec![
+        ("core.entity_registry".into(), registry.to_string()),
+        ("energy".into(), energy.to_string()),
+    ]
+}
+
+/// The guide's step whose title contains `title`: its class and text, once it is there.
+async fn guide_step(b: &Client, base: &str, title: &str, class: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        b.goto(base).await.unwrap();
+        for step in b.find_all(Locator::Css("#guide li.step")).await.unwrap() {
+            let text = step.text().await.unwrap();
+            let classes = step.attr("class").await.unwrap().unwrap_or_default();
+            if text.contains(title) && classes.split(' ').any(|c| c == class) {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {class} step \"{title}\" in the guide: {}",
+            b.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Click Apply and wait for the job the Jobs page runs to succeed.
+async fn apply_and_wait(b: &Client, log: &Path) {
+    let done = Locator::Css("#run[data-state='succeeded']");
+    click_then_wait(b, "apply", done, Duration::from_secs(240))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(log).unwrap_or_default()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_run_guide_backfills_then_sets_up_the_energy_dashboard_with_a_replace_choice() {
+    let Some((influx, broker)) = influx_and_broker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, driver_port)) = chromedriver(dir.path()) else {
+        return;
+    };
+    let ha = HaInstance::start(HaOptions {
+        storage_files: teslemetry_dashboard(),
+        extra_config: "energy:\n".into(),
+        ..HaOptions::default().with_time_zone(ZONE)
+    })
+    .unwrap();
+    let c = ha_client(&ha);
+    let version = c.ha_version().await.unwrap();
+    let seeded = c
+        .energy_get_prefs()
+        .await
+        .unwrap()
+        .expect("seeded preferences");
+    let web = free_port();
+    let mut e = base_env(&influx, &broker, web, dir.path());
+    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
+    let log = dir.path().join("serve.log");
+    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
+    let base = format!("http://127.0.0.1:{web}/");
+    wait_for_panel(&reqwest::Client::new(), &base, &log).await;
+    let b = browser(driver_port, &dir.path().join("profile")).await;
+    let shots = dir.path().join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // A new install: the guide asks for the days InfluxDB has and HA lacks, the dashboard, a check.
+    let step = guide_step(
+        &b,
+        &base,
+        "Backfill 3 days",
+        "next",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(step.contains(HOME), "the meters HA lacks are named: {step}");
+    guide_step(
+        &b,
+        &base,
+        "Set up the Energy dashboard",
+        "todo",
+        Duration::ZERO,
+    )
+    .await;
+    guide_step(&b, &base, "Check the history", "todo", Duration::ZERO).await;
+    let main = b
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !pwsync_web::advice::asks_for_a_command(&main),
+        "the guide asks for a command: {main}"
+    );
+    look_at(&b, &shots, "guide").await;
+
+    // Its button is the backfill's dry run; Apply writes; the guide then says it is done.
+    let now = chrono::Utc::now().timestamp();
+    let plan = Locator::Id("plan-report");
+    click_then_wait(&b, "guide-backfill", plan, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(
+        ha_rows(&c, HOME, now - 3 * 86_400, now).await.is_empty(),
+        "the dry run wrote"
+    );
+    apply_and_wait(&b, &log).await;
+    guide_step(
+        &b,
+        &base,
+        "History backfilled",
+        "done",
+        Duration::from_secs(180),
+    )
+    .await;
+    guide_step(
+        &b,
+        &base,
+        "History checked: clean",
+        "done",
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // The dashboard step: Teslemetry's grid meter is in the way, offered as a checkbox, no Apply.
+    let choices = click_then_wait(
+        &b,
+        "guide-energy_dashboard",
+        Locator::Id("choices"),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(choices.contains(TESLA_GRID), "{choices}");
+    assert!(
+        b.find(Locator::Id("apply")).await.is_err(),
+        "Apply while blocked"
+    );
+    assert_eq!(c.energy_get_prefs().await.unwrap().as_ref(), Some(&seeded));
+    b.find(Locator::Id("replace-grid_import"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let report = click_then_wait(&b, "choices-dry-run", plan, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        report.contains("replace") && report.contains(TESLA_GRID),
+        "{report}"
+    );
+    apply_and_wait(&b, &log).await;
+
+    // HA's preferences, read back: pwsync's meters in every slot, Teslemetry's gone, and on HA
+    // 2025.12 and later pwsync's power sensors for the flows.
+    let after = c.energy_get_prefs().await.unwrap().unwrap().to_string();
+    for id in [
+        "sensor.powerwall_grid_imported",
+        "sensor.powerwall_grid_exported",
+        "sensor.powerwall_solar_generated",
+        "sensor.powerwall_battery_discharged",
+        "sensor.powerwall_battery_charged",
+    ] {
+        assert!(after.contains(id), "{id} on HA {version}: {after}");
+    }
+    assert!(!after.contains(TESLA_GRID), "{after}");
+    let power = pwsync_jobs::dashboard::has_power(&version);
+    assert_eq!(
+        after.contains("sensor.powerwall_grid_power"),
+        power,
+        "{after}"
+    );
+    guide_step(
+        &b,
+        &base,
+        "Energy dashboard set up",
+        "done",
+        Duration::from_secs(60),
+    )
+    .await;
+    look_at(&b, &shots, "guide-done").await;
+
+    // The preferences before were saved in the state directory: putting them back is a dry
+    // run and Apply too.
+    b.goto(&format!("{base}jobs")).await.unwrap();
+    let restore = Locator::Css("form.restore button");
+    b.find(restore).await.unwrap().click().await.unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(plan)
+        .await
+        .unwrap();
+    apply_and_wait(&b, &log).await;
+    assert_eq!(c.energy_get_prefs().await.unwrap().as_ref(), Some(&seeded));
+    b.close().await.unwrap();
+    stop(&mut serve);
 }

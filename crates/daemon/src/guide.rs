@@ -34,14 +34,21 @@ fn missing_history(r: &Report, now: i64) -> Option<i64> {
         .homeassistant
         .coverage
         .iter()
-        .map(|(_, day)| day.unwrap_or(now) - first - DAY)
+        .map(|(_, day)| day.map_or(now - first, |d| d - first - DAY))
         .max()
         .unwrap_or(0);
     Some(lacking.max(0))
 }
 
-fn years(secs: i64) -> String {
-    format!("{:.1}", secs as f64 / YEAR)
+/// A span of history as a person says it: days, months, or years with a decimal.
+fn span_words(secs: i64) -> String {
+    let days = (secs as f64 / DAY as f64).ceil() as i64;
+    match days {
+        ..=1 => "1 day".into(),
+        2..=60 => format!("{days} days"),
+        61..=730 => format!("{} months", (secs as f64 / (YEAR / 12.0)).round() as i64),
+        _ => format!("{:.1} years", secs as f64 / YEAR),
+    }
 }
 
 fn migration(r: &Report, missing: Option<i64>) -> Option<GuideStep> {
@@ -87,7 +94,7 @@ fn backfill(r: &Report, missing: Option<i64>, tz: Tz) -> GuideStep {
             action: None,
         };
     }
-    let label = format!("Backfill {} years", years(lacking));
+    let label = format!("Backfill {}", span_words(lacking));
     GuideStep {
         title: label.clone(),
         detail: format!(
@@ -280,6 +287,13 @@ mod tests {
         let steps = steps(&r, None, NOW, chrono_tz::UTC);
         assert_eq!(steps[0].state, StepState::Unknown);
         assert_eq!(steps[1].state, StepState::Unknown);
+    }
+
+    #[test]
+    fn a_span_reads_in_days_months_or_years() {
+        assert_eq!(span_words(2 * DAY + 5), "3 days");
+        assert_eq!(span_words(200 * DAY), "7 months");
+        assert_eq!(span_words(3 * 365 * DAY), "3.0 years");
     }
 
     #[test]

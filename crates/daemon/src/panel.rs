@@ -541,6 +541,8 @@ impl Panel {
                 }
                 .into();
             });
+            // What the guide says may have changed (an Energy dashboard set up).
+            me.0.refresh.notify_one();
             // The seam guard and a check after the writes, as after every job that writes
             // statistics; History shows it.
             if out.succeeded && me.0.checks && job != JobKind::EnergyDashboard {

@@ -121,7 +121,11 @@ fn kept() -> Kept {
                 .map(|i| GuideStep {
                     title: format!("Step {i}"),
                     detail: "what pwsync found, in a sentence or two".repeat(3),
-                    state: if i < 3 { StepState::Done } else { StepState::Todo },
+                    state: if i < 3 {
+                        StepState::Done
+                    } else {
+                        StepState::Todo
+                    },
                     action: Some(GuideAction::DryRun {
                         job: JobKind::Backfill,
                         label: "Backfill 3.0 years".into(),
