@@ -5,15 +5,18 @@
 //! meter's first row or after its last, or a meter HA has no statistic of yet.
 //!
 //! One concept per file: `survey` (what to read, HA and InfluxDB read at once, the audit),
-//! `daily` (daily totals for the chart), `repair` (planning and applying a repair), `heal`
+//! `daily` (daily totals for the chart), `hourly` (the hours themselves, for the panel's
+//! chart), `repair` (planning and applying a repair), `heal`
 //! (`serve`'s hourly repair of the last compiled hours).
 
 mod daily;
 mod heal;
+mod hourly;
 mod repair;
 mod survey;
 
 pub use heal::{heal, HealOptions, HealReport};
+pub use hourly::{DailyEnergy, HourlyEnergy};
 pub use repair::{repair, RepairReport, StatisticRepair};
 pub use survey::statistic_ids;
 
@@ -72,6 +75,9 @@ pub struct StatisticCheck {
     pub short_term_rows: usize,
     pub findings: Vec<Finding>,
     pub daily: Vec<DayEnergy>,
+    /// Every hour of the range, for the panel's chart (not in `check --json`: ~1 MB a year).
+    #[serde(skip)]
+    pub hourly: HourlyEnergy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +160,7 @@ fn report(survey: &Survey, opts: &CheckOptions, store: &dyn StatisticsStore) -> 
             short_term_rows: s.short_term.len(),
             findings: s.findings.clone(),
             daily: daily::daily(s, survey.start, survey.end, opts.tz),
+            hourly: HourlyEnergy::of(s, survey.start, survey.end),
         })
         .collect();
     let mut seconds = survey.timings.clone();
