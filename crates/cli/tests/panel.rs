@@ -127,29 +127,70 @@ async fn reload_until(b: &Client, url: &str, css: &str, limit: Duration) -> Stri
     }
 }
 
+/// What a browser test of the panel with HA needs: InfluxDB with the last days, a broker,
+/// chromedriver and HA; `None` where they are absent.
+struct WithHa {
+    influx: InfluxServer,
+    broker: Mosquitto,
+    dir: tempfile::TempDir,
+    _driver: ServerProcess,
+    driver_port: u16,
+    ha: HaInstance,
+}
+
+fn with_ha() -> Option<WithHa> {
+    let (influx, broker) = influx_and_broker()?;
+    let dir = tempfile::tempdir().unwrap();
+    let (driver, driver_port) = chromedriver(dir.path())?;
+    let ha = HaInstance::start(HaOptions::default().with_time_zone(ZONE)).unwrap();
+    Some(WithHa {
+        influx,
+        broker,
+        dir,
+        _driver: driver,
+        driver_port,
+        ha,
+    })
+}
+
+/// `serve` with HA and its panel, answering: the child, the panel's address, serve's log.
+async fn serve_with_ha(
+    w: &WithHa,
+    http: &reqwest::Client,
+) -> (std::process::Child, String, PathBuf) {
+    let web = free_port();
+    let mut e = base_env(&w.influx, &w.broker, web, w.dir.path());
+    e.push(("PWSYNC_HOMEASSISTANT__URL", w.ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", w.ha.token().to_string()));
+    let log = w.dir.path().join("serve.log");
+    let serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
+    let base = format!("http://127.0.0.1:{web}/");
+    wait_for_panel(http, &base, &log).await;
+    (serve, base, log)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() {
-    let Some((influx, broker)) = influx_and_broker() else {
+    let Some(w) = with_ha() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let Some((_driver, driver_port)) = chromedriver(dir.path()) else {
-        return;
-    };
-    let ha = HaInstance::start(HaOptions::default().with_time_zone(ZONE)).unwrap();
-    let c = ha_client(&ha);
-    let web = free_port();
-    let mut e = base_env(&influx, &broker, web, dir.path());
-    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
-    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
-    let log = dir.path().join("serve.log");
-    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
-    let base = format!("http://127.0.0.1:{web}/");
+    let (dir, driver_port) = (&w.dir, w.driver_port);
+    let c = ha_client(&w.ha);
     let http = reqwest::Client::new();
-    wait_for_panel(&http, &base, &log).await;
+    let (mut serve, base, log) = serve_with_ha(&w, &http).await;
 
     // Every link, script and stylesheet is relative: the same pages work under HA's ingress.
-    for page in ["", "history", "jobs", "log", "panel.css", "panel.js"] {
+    let pages = [
+        "",
+        "history",
+        "jobs",
+        "log",
+        "panel.css",
+        "panel.js",
+        "history.css",
+        "history.js",
+    ];
+    for page in pages {
         let text = http
             .get(format!("{base}{page}"))
             .send()
@@ -158,7 +199,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
             .text()
             .await
             .unwrap();
-        for attr in ["href=", "src=", "action=", "url(", "EventSource("] {
+        for attr in ["href=", "src=", "action=", "url(", "EventSource(", "fetch("] {
             for absolute in ["\"/", "\"http", "'/", "(/"] {
                 let bad = format!("{attr}{absolute}");
                 assert!(!text.contains(&bad), "{page}: {bad} in {text}");
@@ -241,7 +282,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     )
     .await;
     assert!(verdict.starts_with("clean"), "{verdict}");
-    b.find(Locator::Css(".chart svg")).await.unwrap();
+    chart_drawn(&b).await;
     screenshot(&b, &shots, "history").await;
 
     // Log: the real run, then its dry run, each with its report.
@@ -280,6 +321,183 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
             )
             .unwrap();
         }
+    }
+}
+
+/// History's chart has drawn its canvas (uPlot, from `history/series.json`).
+async fn chart_drawn(b: &Client) {
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#chart-plot canvas"))
+        .await
+        .unwrap_or_else(|e| panic!("no chart: {e}"));
+}
+
+/// The x range History's chart shows, from the page's hook.
+async fn chart_x(b: &Client) -> (i64, i64) {
+    let x = b
+        .execute(
+            "const x = window.pwsyncChart.scales.x; return [x.min, x.max];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let v = |i: usize| x[i].as_f64().unwrap().round() as i64;
+    (v(0), v(1))
+}
+
+/// Wait until the chart shows `[min, max)`.
+async fn chart_shows(b: &Client, min: i64, max: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let x = chart_x(b).await;
+        if x == (min, max) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart shows {x:?}, not {:?}",
+            (min, max)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_chart_shows_each_hour_and_a_click_on_a_problem_zooms_to_its_day() {
+    let Some(w) = with_ha() else {
+        return;
+    };
+    let c = ha_client(&w.ha);
+    // HA holds InfluxDB's hours of the home meter, but one hour holds 5 kWh too much.
+    let now = chrono::Utc::now().timestamp();
+    let compiled = pwsync_energy::floor_hour(now - 900);
+    let home = influx_hourly(
+        &w.influx.url(),
+        pwsync_energy::Field::Home,
+        now - 4 * 86_400,
+        compiled,
+    )
+    .await;
+    let first = *home.keys().next().unwrap();
+    let wrong = first + 30 * pwsync_energy::HOUR;
+    assert!(home.contains_key(&wrong));
+    let mut rows = chain_of(&home, 1000.0);
+    for r in rows.iter_mut().filter(|r| r.start >= wrong) {
+        r.sum = r.sum.map(|s| s + 5.0);
+        r.state = r.state.map(|s| s + 5.0);
+    }
+    import_and_wait(&c, HOME, &rows).await;
+    let http = reqwest::Client::new();
+    let (mut serve, base, _) = serve_with_ha(&w, &http).await;
+    let b = browser(w.driver_port, &w.dir.path().join("profile")).await;
+
+    // "Check now", then the page shows the problems and the chart of the home meter.
+    b.goto(&format!("{base}history")).await.unwrap();
+    let before = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 900);
+    b.find(Locator::Id("check-now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verdict = reload_until(
+        &b,
+        &format!("{base}history"),
+        "#verdict.problems",
+        Duration::from_secs(120),
+    )
+    .await;
+    let after = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 900);
+    assert!(verdict.contains("problem"), "{verdict}");
+    chart_drawn(&b).await;
+    let statistic = b
+        .execute(
+            "return document.getElementById('chart-statistic').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        statistic.as_str(),
+        Some(HOME),
+        "the meter with the wrong hour first"
+    );
+
+    // Its data: one value per hour from InfluxDB's first hour to the last compiled one, HA's
+    // 5 kWh above InfluxDB's in the wrong hour.
+    let series: serde_json::Value = http
+        .get(format!("{base}history/series.json?statistic={HOME}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hours = &series["hours"];
+    assert_eq!(hours["start"].as_i64(), Some(first), "{hours}");
+    let count = hours["ha"].as_array().unwrap().len() as i64;
+    assert!(
+        ((before - first) / 3600..=(after - first) / 3600).contains(&count),
+        "{count} hours from {first} to {before}..{after}"
+    );
+    assert_eq!(hours["influx"].as_array().unwrap().len() as i64, count);
+    let i = ((wrong - first) / 3600) as usize;
+    let (ha_kwh, influx_kwh) = (
+        hours["ha"][i].as_f64().unwrap(),
+        hours["influx"][i].as_f64().unwrap(),
+    );
+    assert!(
+        (ha_kwh - influx_kwh - 5.0).abs() < 0.01,
+        "{ha_kwh} {influx_kwh}"
+    );
+    assert!((influx_kwh - home[&wrong]).abs() < 0.001, "{influx_kwh}");
+
+    // The wrong hour is listed; a click on it shows its day (12 hours either side).
+    let row = format!("#problems tr[data-statistic='{HOME}'][data-start='{wrong}']");
+    let listed = b
+        .find(Locator::Css(&format!("{row} button.show-problem")))
+        .await;
+    let Ok(listed) = listed else {
+        panic!(
+            "{row} is not listed: {}",
+            b.source().await.unwrap_or_default()
+        );
+    };
+    listed.click().await.unwrap();
+    let hour = pwsync_energy::HOUR;
+    chart_shows(&b, wrong - 12 * hour, wrong + 13 * hour).await;
+    b.find(Locator::Css(&format!("{row}.picked")))
+        .await
+        .unwrap();
+    let shots = w.dir.path().join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    screenshot(&b, &shots, "history-problem").await;
+
+    // The range buttons: everything, then the last day of it.
+    b.find(Locator::Css("#chart .chart-ranges button[data-days='0']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let end = first + count * hour;
+    chart_shows(&b, first, end).await;
+    b.find(Locator::Css("#chart .chart-ranges button[data-days='1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chart_shows(&b, end - 24 * hour, end).await;
+    b.close().await.unwrap();
+    stop(&mut serve);
+    if let Some(out) = std::env::var_os("PWSYNC_PANEL_SCREENSHOTS") {
+        std::fs::copy(
+            shots.join("history-problem.png"),
+            Path::new(&out).join("panel-history-problem.png"),
+        )
+        .unwrap();
     }
 }
 

@@ -124,6 +124,15 @@ pub fn when(f: &Finding, tz: Tz) -> String {
     }
 }
 
+/// The hours a finding concerns, `[start, end)` epoch seconds: its hour, or for missing
+/// history its range.
+pub fn span(f: &Finding) -> (i64, i64) {
+    match f.kind {
+        ProblemKind::MissingHistory { to, .. } => (f.hour, to.max(f.hour + HOUR)),
+        _ => (f.hour, f.hour + HOUR),
+    }
+}
+
 /// The hours to check: from `since` (or the first InfluxDB point) to the last compiled hour.
 async fn resolve_range(
     source: &dyn EnergySource,
