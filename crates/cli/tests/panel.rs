@@ -333,6 +333,15 @@ async fn chart_drawn(b: &Client) {
         .unwrap_or_else(|e| panic!("no chart: {e}"));
 }
 
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 /// The x range History's chart shows, from the page's hook.
 async fn chart_x(b: &Client) -> (i64, i64) {
     let x = b
@@ -475,30 +484,120 @@ async fn the_history_chart_shows_each_hour_and_a_click_on_a_problem_zooms_to_its
     screenshot(&b, &shots, "history-problem").await;
 
     // The range buttons: everything, then the last day of it.
-    b.find(Locator::Css("#chart .chart-ranges button[data-days='0']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "#chart .chart-ranges button[data-days='0']").await;
     let end = first + count * hour;
     chart_shows(&b, first, end).await;
-    b.find(Locator::Css("#chart .chart-ranges button[data-days='1']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "#chart .chart-ranges button[data-days='1']").await;
     chart_shows(&b, end - 24 * hour, end).await;
     b.close().await.unwrap();
     stop(&mut serve);
     if let Some(out) = std::env::var_os("PWSYNC_PANEL_SCREENSHOTS") {
         std::fs::copy(
             shots.join("history-problem.png"),
-            Path::new(&out).join("panel-history-problem.png"),
+            Path::new(&out).join("panel-history-chart.png"),
         )
         .unwrap();
     }
+}
+
+/// The panel's HTTP side alone on a free loopback port, holding a check of three years of one
+/// meter with one problem; its address and the problem's hour.
+async fn panel_with_years() -> (String, i64, i64, i64) {
+    use pwsync_web::*;
+    const DAYS: i64 = 1096;
+    let start = 1_701_417_600; // 2023-12-01 00:00 PST
+    let hours = (DAYS * 24) as usize;
+    let value = |i: usize| (i % 24) as f32 * 0.125;
+    let day_sum: f32 = (0..24).map(value).sum();
+    let problem = start + 500 * 86_400 + 10 * 3600;
+    let series = ChartSeries {
+        statistic: HOME.into(),
+        time_zone: ZONE.into(),
+        hours: HourColumns {
+            start,
+            step: 3600,
+            ha: (0..hours).map(value).collect(),
+            influx: (0..hours).map(value).collect(),
+        },
+        days: DayColumns {
+            start: (0..DAYS).map(|d| start + d * 86_400).collect(),
+            ha: vec![day_sum; DAYS as usize],
+            influx: vec![day_sum; DAYS as usize],
+        },
+    };
+    let history = HistoryView {
+        checked: Some(CheckedView {
+            at: "now".into(),
+            by: "test".into(),
+            from: "2023-12-01".into(),
+            to: "2026-12-01".into(),
+            problems: vec![ProblemRow {
+                hour: "2025-04-14 03:00 PDT".into(),
+                statistic: HOME.into(),
+                kind: "spike".into(),
+                found: "9.000".into(),
+                expected: "1.000".into(),
+                cause: "a test".into(),
+                start: problem,
+                end: problem + 3600,
+            }],
+            series: vec![std::sync::Arc::new(series)],
+        }),
+    };
+    let backend = fixed::Fixed::new(StatusView::default(), history, Vec::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let router = router(
+        std::sync::Arc::new(backend),
+        Access::new(None, None, Hosts::default()),
+    );
+    tokio::spawn(pwsync_web::serve(listener, router, std::future::pending()));
+    (base, start, start + DAYS * 86_400, problem)
+}
+
+/// What History's chart draws now: "days" or "hours", and how many x values.
+async fn chart_mode(b: &Client) -> (String, u64) {
+    let v = b
+        .execute(
+            "return [document.getElementById('chart').dataset.mode, window.pwsyncChart.data[0].length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (v[0].as_str().unwrap().to_string(), v[1].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_years_the_history_chart_shows_days_and_each_hour_once_zoomed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, driver_port)) = chromedriver(dir.path()) else {
+        return;
+    };
+    let (base, first, end, problem) = panel_with_years().await;
+    let b = browser(driver_port, &dir.path().join("profile")).await;
+    b.goto(&format!("{base}history")).await.unwrap();
+    chart_drawn(&b).await;
+    // Three years: daily sums (each day and the end), all of them shown.
+    chart_shows(&b, first, end).await;
+    assert_eq!(chart_mode(&b).await, ("days".into(), 1097));
+    // A month: each hour.
+    click(&b, "#chart .chart-ranges button[data-days='30']").await;
+    chart_shows(&b, end - 30 * 86_400, end).await;
+    assert_eq!(chart_mode(&b).await, ("hours".into(), 26_305));
+    // A double click shows everything again, as days.
+    b.execute(
+        "document.querySelector('#chart-plot .u-over').dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    chart_shows(&b, first, end).await;
+    assert_eq!(chart_mode(&b).await.0, "days");
+    // The problem: its day, in hours.
+    click(&b, "#problems button.show-problem").await;
+    chart_shows(&b, problem - 12 * 3600, problem + 13 * 3600).await;
+    assert_eq!(chart_mode(&b).await.0, "hours");
+    b.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -126,6 +126,7 @@
     const mode = modeFor(series.first, series.last);
     shown = { statistic, series, mode, problems: problemsOf(statistic) };
     picked = null;
+    for (const r of rows) r.classList.remove("picked");
     if (chart) chart.destroy();
     say(mode);
     chart = new uPlot(options(series), series[mode], plot);

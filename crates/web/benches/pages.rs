@@ -1,53 +1,17 @@
 //! How fast the panel's pages answer, over real HTTP on loopback, with three years of history
 //! behind them: History's chart data of 6 statistics × 26,304 hours (the page, and one
-//! statistic's `history/series.json`), a problem table of 200 rows, a log of 50 jobs with 4 KB reports. The backend answers from what it
-//! keeps, as `serve`'s does; this measures the panel's own share (routing, access check,
-//! rendering, transfer). Target: under 50 ms a page.
+//! statistic's `history/series.json`), a problem table of 200 rows, a log of 50 jobs with 4 KB
+//! reports. The backend (`pwsync_web::fixed`) answers from what it keeps, as `serve`'s does;
+//! this measures the panel's own share (routing, access check, rendering, transfer). Target:
+//! under 50 ms a page.
 //!
 //! `cargo bench -p pwsync-web --bench pages`
 
-use async_trait::async_trait;
 use pwsync_web::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 const DAYS: usize = 1096;
-
-struct Kept {
-    status: StatusView,
-    history: HistoryView,
-    log: Vec<LogEntry>,
-    progress: watch::Sender<Progress>,
-}
-
-#[async_trait]
-impl Backend for Kept {
-    async fn status(&self) -> StatusView {
-        self.status.clone()
-    }
-    async fn history(&self) -> HistoryView {
-        self.history.clone()
-    }
-    async fn check(&self) -> Result<(), String> {
-        Ok(())
-    }
-    async fn dry_run(&self, _: &JobForm) -> Result<Plan, String> {
-        Err("not in this bench".into())
-    }
-    async fn apply(&self, _: u64) -> Result<u64, String> {
-        Err("not in this bench".into())
-    }
-    fn progress(&self) -> watch::Receiver<Progress> {
-        self.progress.subscribe()
-    }
-    async fn log(&self) -> Vec<LogEntry> {
-        self.log.clone()
-    }
-    async fn resume(&self) -> Result<(), String> {
-        Err("not in this bench".into())
-    }
-}
 
 /// The chart's data `check` keeps for 3 years: 6 statistics × 26,304 hours (and their days),
 /// a few hours without data.
@@ -82,7 +46,7 @@ fn series() -> Vec<Arc<ChartSeries>> {
         .collect()
 }
 
-fn kept() -> Kept {
+fn kept() -> fixed::Fixed {
     let meters = (0..14)
         .map(|i| MeterRow {
             name: format!("Meter {i}"),
@@ -122,15 +86,15 @@ fn kept() -> Kept {
             report: "x".repeat(4096),
         })
         .collect();
-    Kept {
-        status: StatusView {
+    fixed::Fixed::new(
+        StatusView {
             sections,
             checked_at: Some("now".into()),
             meters,
             last_poll: Some("now".into()),
             interrupted: None,
         },
-        history: HistoryView {
+        HistoryView {
             checked: Some(CheckedView {
                 at: "now".into(),
                 by: "daily".into(),
@@ -141,8 +105,7 @@ fn kept() -> Kept {
             }),
         },
         log,
-        progress: watch::channel(Progress::default()).0,
-    }
+    )
 }
 
 fn main() {

@@ -15,6 +15,7 @@
 //! [`server`].
 
 pub mod access;
+pub mod fixed;
 pub mod host;
 pub mod model;
 mod pages;

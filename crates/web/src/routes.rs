@@ -369,40 +369,7 @@ async fn events(State(s): S) -> Sse<impl Stream<Item = Result<Event, Infallible>
 mod tests {
     use super::*;
     use crate::model::*;
-    use crate::{Hosts, Plan};
-    use async_trait::async_trait;
-    use tokio::sync::watch;
-
-    /// A backend that has kept one check: two statistics, one problem.
-    struct Checked(HistoryView, watch::Sender<Progress>);
-
-    #[async_trait]
-    impl Backend for Checked {
-        async fn status(&self) -> crate::StatusView {
-            Default::default()
-        }
-        async fn history(&self) -> HistoryView {
-            self.0.clone()
-        }
-        async fn check(&self) -> Result<(), String> {
-            Ok(())
-        }
-        async fn dry_run(&self, _: &JobForm) -> Result<Plan, String> {
-            Err("no".into())
-        }
-        async fn apply(&self, _: u64) -> Result<u64, String> {
-            Err("no".into())
-        }
-        fn progress(&self) -> watch::Receiver<Progress> {
-            self.1.subscribe()
-        }
-        async fn log(&self) -> Vec<LogEntry> {
-            Vec::new()
-        }
-        async fn resume(&self) -> Result<(), String> {
-            Err("no".into())
-        }
-    }
+    use crate::Hosts;
 
     fn series(statistic: &str) -> Arc<ChartSeries> {
         Arc::new(ChartSeries {
@@ -442,7 +409,7 @@ mod tests {
                 series: vec![series("sensor.a"), series("sensor.b")],
             }),
         };
-        let backend = Checked(view, watch::channel(Progress::default()).0);
+        let backend = crate::fixed::Fixed::new(Default::default(), view, Vec::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
         let router = router(Arc::new(backend), Access::new(None, None, Hosts::default()));
