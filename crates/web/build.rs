@@ -68,6 +68,8 @@ fn npm_ci(vendor: &Path) {
     let status = Command::new("npm")
         .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
         .current_dir(vendor)
+        // A build script's stdout is for cargo's directives.
+        .stdout(std::io::stderr())
         .status();
     match status {
         Ok(s) if s.success() => {}
