@@ -141,8 +141,8 @@
   // "1 week": from the whole range, the last week; from a zoomed view, a week around its middle.
   function range(days) {
     const { first, last } = shown.series;
-    if (days === 0) return zoom(first, last);
     const span = days * DAY;
+    if (days === 0 || span >= last - first) return zoom(first, last);
     const { min, max } = chart.scales.x;
     const whole = min <= first && max >= last - DAY;
     let from = whole ? last - span : (min + max) / 2 - span / 2;
