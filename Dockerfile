@@ -53,6 +53,9 @@ ENTRYPOINT ["pwsync"]
 CMD ["serve"]
 
 FROM ${RUST_IMAGE} AS builder
+# npm: crates/web/build.rs fetches the panel's chart library at its pinned version.
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p pwsync \

@@ -313,29 +313,70 @@ async fn reload_until(b: &Client, url: &str, css: &str, limit: Duration) -> Stri
     }
 }
 
+/// What a browser test of the panel with HA needs: InfluxDB with the last days, a broker,
+/// chromedriver and HA; `None` where they are absent.
+struct WithHa {
+    influx: InfluxServer,
+    broker: Mosquitto,
+    dir: tempfile::TempDir,
+    _driver: ServerProcess,
+    driver_port: u16,
+    ha: HaInstance,
+}
+
+fn with_ha() -> Option<WithHa> {
+    let (influx, broker) = influx_and_broker()?;
+    let dir = tempfile::tempdir().unwrap();
+    let (driver, driver_port) = chromedriver(dir.path())?;
+    let ha = HaInstance::start(HaOptions::default().with_time_zone(ZONE)).unwrap();
+    Some(WithHa {
+        influx,
+        broker,
+        dir,
+        _driver: driver,
+        driver_port,
+        ha,
+    })
+}
+
+/// `serve` with HA and its panel, answering: the child, the panel's address, serve's log.
+async fn serve_with_ha(
+    w: &WithHa,
+    http: &reqwest::Client,
+) -> (std::process::Child, String, PathBuf) {
+    let web = free_port();
+    let mut e = base_env(&w.influx, &w.broker, web, w.dir.path());
+    e.push(("PWSYNC_HOMEASSISTANT__URL", w.ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", w.ha.token().to_string()));
+    let log = w.dir.path().join("serve.log");
+    let serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
+    let base = format!("http://127.0.0.1:{web}/");
+    wait_for_panel(http, &base, &log).await;
+    (serve, base, log)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() {
-    let Some((influx, broker)) = influx_and_broker() else {
+    let Some(w) = with_ha() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let Some((_driver, driver_port)) = chromedriver(dir.path()) else {
-        return;
-    };
-    let ha = HaInstance::start(HaOptions::default().with_time_zone(ZONE)).unwrap();
-    let c = ha_client(&ha);
-    let web = free_port();
-    let mut e = base_env(&influx, &broker, web, dir.path());
-    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
-    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
-    let log = dir.path().join("serve.log");
-    let mut serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
-    let base = format!("http://127.0.0.1:{web}/");
+    let (dir, driver_port) = (&w.dir, w.driver_port);
+    let c = ha_client(&w.ha);
     let http = reqwest::Client::new();
-    wait_for_panel(&http, &base, &log).await;
+    let (mut serve, base, log) = serve_with_ha(&w, &http).await;
 
     // Every link, script and stylesheet is relative: the same pages work under HA's ingress.
-    for page in ["", "history", "jobs", "log", "panel.css", "panel.js"] {
+    let pages = [
+        "",
+        "history",
+        "jobs",
+        "log",
+        "panel.css",
+        "panel.js",
+        "history.css",
+        "history.js",
+    ];
+    for page in pages {
         let text = http
             .get(format!("{base}{page}"))
             .send()
@@ -344,7 +385,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
             .text()
             .await
             .unwrap();
-        for attr in ["href=", "src=", "action=", "url(", "EventSource("] {
+        for attr in ["href=", "src=", "action=", "url(", "EventSource(", "fetch("] {
             for absolute in ["\"/", "\"http", "'/", "(/"] {
                 let bad = format!("{attr}{absolute}");
                 assert!(!text.contains(&bad), "{page}: {bad} in {text}");
@@ -405,7 +446,7 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     )
     .await;
     assert!(verdict.starts_with("clean"), "{verdict}");
-    b.find(Locator::Css(".chart svg")).await.unwrap();
+    chart_drawn(&b).await;
     screenshot(&b, &shots, "history").await;
 
     // Log: the real run, then its dry run, each with its report.
@@ -468,6 +509,282 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
             .unwrap();
         }
     }
+}
+
+/// History's chart has drawn its canvas (uPlot, from `history/series.json`).
+async fn chart_drawn(b: &Client) {
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#chart-plot canvas"))
+        .await
+        .unwrap_or_else(|e| panic!("no chart: {e}"));
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The x range History's chart shows, from the page's hook.
+async fn chart_x(b: &Client) -> (i64, i64) {
+    let x = b
+        .execute(
+            "const x = window.pwsyncChart.scales.x; return [x.min, x.max];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let v = |i: usize| x[i].as_f64().unwrap().round() as i64;
+    (v(0), v(1))
+}
+
+/// Wait until the chart shows `[min, max)`.
+async fn chart_shows(b: &Client, min: i64, max: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let x = chart_x(b).await;
+        if x == (min, max) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart shows {x:?}, not {:?}",
+            (min, max)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_chart_shows_each_hour_and_a_click_on_a_problem_zooms_to_its_day() {
+    let Some(w) = with_ha() else {
+        return;
+    };
+    let c = ha_client(&w.ha);
+    // HA holds InfluxDB's hours of the home meter, but one hour holds 5 kWh too much.
+    let now = chrono::Utc::now().timestamp();
+    let compiled = pwsync_energy::floor_hour(now - 900);
+    let home = influx_hourly(
+        &w.influx.url(),
+        pwsync_energy::Field::Home,
+        now - 4 * 86_400,
+        compiled,
+    )
+    .await;
+    let first = *home.keys().next().unwrap();
+    let wrong = first + 30 * pwsync_energy::HOUR;
+    assert!(home.contains_key(&wrong));
+    let mut rows = chain_of(&home, 1000.0);
+    for r in rows.iter_mut().filter(|r| r.start >= wrong) {
+        r.sum = r.sum.map(|s| s + 5.0);
+        r.state = r.state.map(|s| s + 5.0);
+    }
+    import_and_wait(&c, HOME, &rows).await;
+    let http = reqwest::Client::new();
+    let (mut serve, base, _) = serve_with_ha(&w, &http).await;
+    let b = browser(w.driver_port, &w.dir.path().join("profile")).await;
+
+    // "Check now", then the page shows the problems and the chart of the home meter.
+    b.goto(&format!("{base}history")).await.unwrap();
+    let before = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 900);
+    b.find(Locator::Id("check-now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verdict = reload_until(
+        &b,
+        &format!("{base}history"),
+        "#verdict.problems",
+        Duration::from_secs(120),
+    )
+    .await;
+    let after = pwsync_energy::floor_hour(chrono::Utc::now().timestamp() - 900);
+    assert!(verdict.contains("problem"), "{verdict}");
+    chart_drawn(&b).await;
+    let statistic = b
+        .execute(
+            "return document.getElementById('chart-statistic').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        statistic.as_str(),
+        Some(HOME),
+        "the meter with the wrong hour first"
+    );
+
+    // Its data: one value per hour from InfluxDB's first hour to the last compiled one, HA's
+    // 5 kWh above InfluxDB's in the wrong hour.
+    let series: serde_json::Value = http
+        .get(format!("{base}history/series.json?statistic={HOME}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hours = &series["hours"];
+    assert_eq!(hours["start"].as_i64(), Some(first), "{hours}");
+    let count = hours["ha"].as_array().unwrap().len() as i64;
+    assert!(
+        ((before - first) / 3600..=(after - first) / 3600).contains(&count),
+        "{count} hours from {first} to {before}..{after}"
+    );
+    assert_eq!(hours["influx"].as_array().unwrap().len() as i64, count);
+    let i = ((wrong - first) / 3600) as usize;
+    let (ha_kwh, influx_kwh) = (
+        hours["ha"][i].as_f64().unwrap(),
+        hours["influx"][i].as_f64().unwrap(),
+    );
+    assert!(
+        (ha_kwh - influx_kwh - 5.0).abs() < 0.01,
+        "{ha_kwh} {influx_kwh}"
+    );
+    assert!((influx_kwh - home[&wrong]).abs() < 0.001, "{influx_kwh}");
+
+    // The wrong hour is listed; a click on it shows its day (12 hours either side).
+    let row = format!("#problems tr[data-statistic='{HOME}'][data-start='{wrong}']");
+    let listed = b
+        .find(Locator::Css(&format!("{row} button.show-problem")))
+        .await;
+    let Ok(listed) = listed else {
+        panic!(
+            "{row} is not listed: {}",
+            b.source().await.unwrap_or_default()
+        );
+    };
+    listed.click().await.unwrap();
+    let hour = pwsync_energy::HOUR;
+    chart_shows(&b, wrong - 12 * hour, wrong + 13 * hour).await;
+    b.find(Locator::Css(&format!("{row}.picked")))
+        .await
+        .unwrap();
+    let shots = w.dir.path().join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    screenshot(&b, &shots, "history-problem").await;
+
+    // The range buttons: everything, then the last day of it.
+    click(&b, "#chart .chart-ranges button[data-days='0']").await;
+    let end = first + count * hour;
+    chart_shows(&b, first, end).await;
+    click(&b, "#chart .chart-ranges button[data-days='1']").await;
+    chart_shows(&b, end - 24 * hour, end).await;
+    b.close().await.unwrap();
+    stop(&mut serve);
+    if let Some(out) = std::env::var_os("PWSYNC_PANEL_SCREENSHOTS") {
+        std::fs::copy(
+            shots.join("history-problem.png"),
+            Path::new(&out).join("panel-history-chart.png"),
+        )
+        .unwrap();
+    }
+}
+
+/// The panel's HTTP side alone on a free loopback port, holding a check of three years of one
+/// meter with one problem; its address and the problem's hour.
+async fn panel_with_years() -> (String, i64, i64, i64) {
+    use pwsync_web::*;
+    const DAYS: i64 = 1096;
+    let start = 1_701_417_600; // 2023-12-01 00:00 PST
+    let hours = (DAYS * 24) as usize;
+    let value = |i: usize| (i % 24) as f32 * 0.125;
+    let day_sum: f32 = (0..24).map(value).sum();
+    let problem = start + 500 * 86_400 + 10 * 3600;
+    let series = ChartSeries {
+        statistic: HOME.into(),
+        time_zone: ZONE.into(),
+        hours: HourColumns {
+            start,
+            step: 3600,
+            ha: (0..hours).map(value).collect(),
+            influx: (0..hours).map(value).collect(),
+        },
+        days: DayColumns {
+            start: (0..DAYS).map(|d| start + d * 86_400).collect(),
+            ha: vec![day_sum; DAYS as usize],
+            influx: vec![day_sum; DAYS as usize],
+        },
+    };
+    let history = HistoryView {
+        checked: Some(CheckedView {
+            at: "now".into(),
+            by: "test".into(),
+            from: "2023-12-01".into(),
+            to: "2026-12-01".into(),
+            problems: vec![ProblemRow {
+                hour: "2025-04-14 03:00 PDT".into(),
+                statistic: HOME.into(),
+                kind: "spike".into(),
+                found: "9.000".into(),
+                expected: "1.000".into(),
+                cause: "a test".into(),
+                start: problem,
+                end: problem + 3600,
+            }],
+            series: vec![std::sync::Arc::new(series)],
+        }),
+    };
+    let backend = fixed::Fixed::new(StatusView::default(), history, Vec::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let router = router(
+        std::sync::Arc::new(backend),
+        Access::new(None, None, Hosts::default()),
+    );
+    tokio::spawn(pwsync_web::serve(listener, router, std::future::pending()));
+    (base, start, start + DAYS * 86_400, problem)
+}
+
+/// What History's chart draws now: "days" or "hours", and how many x values.
+async fn chart_mode(b: &Client) -> (String, u64) {
+    let v = b
+        .execute(
+            "return [document.getElementById('chart').dataset.mode, window.pwsyncChart.data[0].length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (v[0].as_str().unwrap().to_string(), v[1].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_years_the_history_chart_shows_days_and_each_hour_once_zoomed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, driver_port)) = chromedriver(dir.path()) else {
+        return;
+    };
+    let (base, first, end, problem) = panel_with_years().await;
+    let b = browser(driver_port, &dir.path().join("profile")).await;
+    b.goto(&format!("{base}history")).await.unwrap();
+    chart_drawn(&b).await;
+    // Three years: daily sums (each day and the end), all of them shown.
+    chart_shows(&b, first, end).await;
+    assert_eq!(chart_mode(&b).await, ("days".into(), 1097));
+    // A month: each hour.
+    click(&b, "#chart .chart-ranges button[data-days='30']").await;
+    chart_shows(&b, end - 30 * 86_400, end).await;
+    assert_eq!(chart_mode(&b).await, ("hours".into(), 26_305));
+    // A double click shows everything again, as days.
+    b.execute(
+        "document.querySelector('#chart-plot .u-over').dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    chart_shows(&b, first, end).await;
+    assert_eq!(chart_mode(&b).await.0, "days");
+    // The problem: its day, in hours.
+    click(&b, "#problems button.show-problem").await;
+    chart_shows(&b, problem - 12 * 3600, problem + 13 * 3600).await;
+    assert_eq!(chart_mode(&b).await.0, "hours");
+    b.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -258,7 +258,7 @@ mod tests {
             from: String::new(),
             to: String::new(),
             problems: Vec::new(),
-            chart_svg: String::new(),
+            series: Vec::new(),
         };
         let steps = steps(&r, Some(&clean), NOW, chrono_tz::UTC);
         assert!(todo(&steps).is_empty(), "{steps:?}");

@@ -515,6 +515,7 @@ mod tests {
                 short_term_rows: 0,
                 findings,
                 daily: Vec::new(),
+                hourly: Default::default(),
             }],
             skipped: Vec::new(),
             seconds: Default::default(),

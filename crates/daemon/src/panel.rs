@@ -3,7 +3,7 @@
 //! - Status: `doctor`'s report, refreshed in the background every few minutes (a page never
 //!   waits for InfluxDB or HA), and the live meters as the last poll published them.
 //! - History: the closing check of the last job `serve` ran (a button, the daily check, the
-//!   panel's "Check now", or the check after a panel job), with its daily chart drawn once.
+//!   panel's "Check now", or the check after a panel job), with its chart's hours and days.
 //! - Jobs: backfill, migrate and repair run as this very program with the CLI's arguments, so
 //!   the panel's job is the CLI's job: a dry run prints exactly what the CLI prints, the real
 //!   run writes exactly what the CLI would. The real run takes the same gate as the buttons
@@ -19,11 +19,12 @@ use anyhow::Result;
 use async_trait::async_trait;
 use chrono_tz::Tz;
 use pwsync_config::Config;
-use pwsync_jobs::check::chart;
+use pwsync_jobs::check::StatisticCheck;
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
-    Backend, Backup, CheckedView, HistoryView, Interrupted, JobForm, JobKind, LogEntry, MeterRow,
-    Plan, ProblemRow, Progress, Reading, RunState, Section, StatusView,
+    Backend, Backup, ChartSeries, CheckedView, DayColumns, HistoryView, HourColumns, Interrupted,
+    JobForm, JobKind, LogEntry, MeterRow, Plan, ProblemRow, Progress, Reading, RunState, Section,
+    StatusView,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -178,20 +179,25 @@ impl Panel {
         }
     }
 
-    /// A job's closing check, for History (its chart drawn now, not per page).
+    /// A job's closing check, for History (its chart's data shaped now, not per request).
     pub(super) fn set_check(&self, r: &CheckReport, at: i64, by: &str) {
         let tz = self.0.tz;
         let problems = r
             .statistics
             .iter()
             .flat_map(|s| {
-                s.findings.iter().map(move |f| ProblemRow {
-                    hour: pwsync_jobs::check::when(f, tz),
-                    statistic: s.statistic_id.clone(),
-                    kind: f.kind.label(),
-                    found: format!("{:.3}", f.found),
-                    expected: f.expected.map_or("—".into(), |e| format!("{e:.3}")),
-                    cause: f.cause().to_string(),
+                s.findings.iter().map(move |f| {
+                    let (start, end) = pwsync_jobs::check::span(f);
+                    ProblemRow {
+                        hour: pwsync_jobs::check::when(f, tz),
+                        start,
+                        end,
+                        statistic: s.statistic_id.clone(),
+                        kind: f.kind.label(),
+                        found: format!("{:.3}", f.found),
+                        expected: f.expected.map_or("—".into(), |e| format!("{e:.3}")),
+                        cause: f.cause().to_string(),
+                    }
                 })
             })
             .collect();
@@ -201,7 +207,11 @@ impl Panel {
             from: pwsync_jobs::range::fmt_ts(r.start, tz),
             to: pwsync_jobs::range::fmt_ts(r.end, tz),
             problems,
-            chart_svg: chart::svg(r),
+            series: r
+                .statistics
+                .iter()
+                .map(|s| chart_series(s, r, tz))
+                .collect(),
         };
         if let Ok(mut h) = self.0.history.write() {
             h.checked = Some(view);
@@ -350,6 +360,26 @@ fn backups_in(dir: &Path, tz: Tz) -> Vec<Backup> {
             saved: iso(at, tz),
         })
         .collect()
+}
+
+/// A statistic's hours and HA's days for History's chart.
+fn chart_series(s: &StatisticCheck, r: &CheckReport, tz: Tz) -> Arc<ChartSeries> {
+    let days = s.hourly.by_day(tz);
+    Arc::new(ChartSeries {
+        statistic: s.statistic_id.clone(),
+        time_zone: r.time_zone.clone(),
+        hours: HourColumns {
+            start: s.hourly.start,
+            step: pwsync_energy::HOUR,
+            ha: s.hourly.ha.clone(),
+            influx: s.hourly.influx.clone(),
+        },
+        days: DayColumns {
+            start: days.start,
+            ha: days.ha,
+            influx: days.influx,
+        },
+    })
 }
 
 /// What a finished child said: its report (stdout, then on failure what it said on stderr),

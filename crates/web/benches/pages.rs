@@ -1,77 +1,52 @@
 //! How fast the panel's pages answer, over real HTTP on loopback, with three years of history
-//! behind them: History's chart as `check --chart` draws 6 statistics × 1,096 days, a problem
-//! table of 200 rows, a log of 50 jobs with 4 KB reports. The backend answers from what it
-//! keeps, as `serve`'s does; this measures the panel's own share (routing, access check,
-//! rendering, transfer). Target: under 50 ms a page.
+//! behind them: History's chart data of 6 statistics × 26,304 hours (the page, and one
+//! statistic's `history/series.json`), a problem table of 200 rows, a log of 50 jobs with 4 KB
+//! reports. The backend (`pwsync_web::fixed`) answers from what it keeps, as `serve`'s does;
+//! this measures the panel's own share (routing, access check, rendering, transfer). Target:
+//! under 50 ms a page.
 //!
 //! `cargo bench -p pwsync-web --bench pages`
 
-use async_trait::async_trait;
 use pwsync_web::*;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 const DAYS: usize = 1096;
 
-struct Kept {
-    status: StatusView,
-    history: HistoryView,
-    log: Vec<LogEntry>,
-    progress: watch::Sender<Progress>,
+/// The chart's data `check` keeps for 3 years: 6 statistics × 26,304 hours (and their days),
+/// a few hours without data.
+fn series() -> Vec<Arc<ChartSeries>> {
+    let hours = DAYS * 24;
+    let value = |i: usize, side: usize| match (i * 7 + side) % 97 {
+        0 => f32::NAN,
+        v => (v as f32 * 0.0371 * 1000.0).round() / 1000.0,
+    };
+    (0..6)
+        .map(|s| {
+            let column = |side| (0..hours).map(|i| value(i + s, side)).collect();
+            let days = |side| (0..DAYS).map(|d| value(d + s, side) * 24.0).collect();
+            Arc::new(ChartSeries {
+                statistic: format!("sensor.powerwall_meter_{s}"),
+                time_zone: "America/Los_Angeles".into(),
+                hours: HourColumns {
+                    start: 1_701_417_600,
+                    step: 3600,
+                    ha: column(0),
+                    influx: column(1),
+                },
+                days: DayColumns {
+                    start: (0..DAYS as i64)
+                        .map(|d| 1_701_417_600 + d * 86_400)
+                        .collect(),
+                    ha: days(0),
+                    influx: days(1),
+                },
+            })
+        })
+        .collect()
 }
 
-#[async_trait]
-impl Backend for Kept {
-    async fn status(&self) -> StatusView {
-        self.status.clone()
-    }
-    async fn history(&self) -> HistoryView {
-        self.history.clone()
-    }
-    async fn check(&self) -> Result<(), String> {
-        Ok(())
-    }
-    async fn dry_run(&self, _: &JobForm) -> Result<Plan, String> {
-        Err("not in this bench".into())
-    }
-    async fn apply(&self, _: u64) -> Result<u64, String> {
-        Err("not in this bench".into())
-    }
-    fn progress(&self) -> watch::Receiver<Progress> {
-        self.progress.subscribe()
-    }
-    async fn log(&self) -> Vec<LogEntry> {
-        self.log.clone()
-    }
-    async fn resume(&self) -> Result<(), String> {
-        Err("not in this bench".into())
-    }
-    async fn backups(&self) -> Vec<Backup> {
-        Vec::new()
-    }
-}
-
-/// An SVG the size `check --chart` draws for 3 years: two polylines of 1,096 points per panel.
-fn chart() -> String {
-    let mut s =
-        String::from("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" height=\"1060\">");
-    for panel in 0..6 {
-        for line in 0..2 {
-            s.push_str("<polyline fill=\"none\" points=\"");
-            for d in 0..DAYS {
-                let y = 40.0 + panel as f64 * 170.0 + ((d * 7 + line) % 120) as f64;
-                let _ = write!(s, "{:.1},{:.1} ", 70.0 + d as f64 * 0.79, y);
-            }
-            s.push_str("\"/>");
-        }
-    }
-    s.push_str("</svg>");
-    s
-}
-
-fn kept() -> Kept {
+fn kept() -> fixed::Fixed {
     let meters = (0..14)
         .map(|i| MeterRow {
             name: format!("Meter {i}"),
@@ -96,6 +71,8 @@ fn kept() -> Kept {
             found: "25.000".into(),
             expected: "1.200".into(),
             cause: "the energy of an outage in one hour".into(),
+            start: 1_704_096_000 + i * 86_400,
+            end: 1_704_099_600 + i * 86_400,
         })
         .collect();
     let log = (0..50)
@@ -110,8 +87,8 @@ fn kept() -> Kept {
             report: "x".repeat(4096),
         })
         .collect();
-    Kept {
-        status: StatusView {
+    fixed::Fixed::new(
+        StatusView {
             sections,
             checked_at: Some("now".into()),
             meters,
@@ -133,19 +110,18 @@ fn kept() -> Kept {
                 })
                 .collect(),
         },
-        history: HistoryView {
+        HistoryView {
             checked: Some(CheckedView {
                 at: "now".into(),
                 by: "daily".into(),
                 from: "2023-12-01".into(),
                 to: "2026-12-01".into(),
                 problems,
-                chart_svg: chart(),
+                series: series(),
             }),
         },
         log,
-        progress: watch::channel(Progress::default()).0,
-    }
+    )
 }
 
 fn main() {
@@ -157,16 +133,26 @@ fn main() {
         tokio::spawn(serve(listener, router, std::future::pending()));
         let http = reqwest::Client::new();
         println!(
-            "{:<10} {:>10} {:>12} {:>12} {:>10}",
+            "{:<12} {:>10} {:>12} {:>12} {:>10}",
             "page", "bytes", "median ms", "p95 ms", "requests"
         );
-        for page in ["", "history", "jobs", "log", "panel.css"] {
+        let pages = [
+            "",
+            "history",
+            "history/series.json?statistic=sensor.powerwall_meter_3",
+            "jobs",
+            "log",
+            "panel.css",
+        ];
+        for page in pages {
             let url = format!("{base}{page}");
             let mut times = Vec::new();
             let mut bytes = 0;
             for i in 0..220 {
                 let t = Instant::now();
-                let body = http.get(&url).send().await.unwrap().bytes().await.unwrap();
+                let resp = http.get(&url).send().await.unwrap();
+                assert!(resp.status().is_success(), "{url}: {}", resp.status());
+                let body = resp.bytes().await.unwrap();
                 // The first 20 warm the connection and the allocator.
                 if i >= 20 {
                     times.push(t.elapsed());
@@ -176,8 +162,12 @@ fn main() {
             times.sort();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "{:<10} {:>10} {:>12.2} {:>12.2} {:>10}",
-                if page.is_empty() { "status" } else { page },
+                "{:<12} {:>10} {:>12.2} {:>12.2} {:>10}",
+                match page {
+                    "" => "status",
+                    p if p.starts_with("history/") => "series.json",
+                    p => p,
+                },
                 bytes,
                 ms(times[times.len() / 2]),
                 ms(times[times.len() * 95 / 100]),

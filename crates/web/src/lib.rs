@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod advice;
+pub mod fixed;
 pub mod format;
 pub mod host;
 pub mod model;

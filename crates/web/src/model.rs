@@ -2,6 +2,7 @@
 //! words and units a person reads.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The Status page.
 #[derive(Debug, Clone, Default)]
@@ -117,8 +118,38 @@ pub struct CheckedView {
     pub from: String,
     pub to: String,
     pub problems: Vec<ProblemRow>,
-    /// The daily chart, HA against InfluxDB, as `check --chart` draws it (SVG markup).
-    pub chart_svg: String,
+    /// The chart's data, one per statistic checked, served apart (`history/series.json`) so
+    /// the page stays small; shared, so a page's copy of the view costs nothing.
+    pub series: Vec<Arc<ChartSeries>>,
+}
+
+/// One statistic's energy, HA against InfluxDB, per hour over the checked range and per day
+/// (HA's days) for views of months and years. Values in kWh; `null` in JSON (NaN here) where a
+/// side has no value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChartSeries {
+    pub statistic: String,
+    /// HA's time zone: the chart's axis shows its local time.
+    pub time_zone: String,
+    pub hours: HourColumns,
+    pub days: DayColumns,
+}
+
+/// Values per hour: value `i` is the hour `start + i * step`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HourColumns {
+    pub start: i64,
+    pub step: i64,
+    pub ha: Vec<f32>,
+    pub influx: Vec<f32>,
+}
+
+/// Values per day: each day's first hour (epoch s) and its sums.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DayColumns {
+    pub start: Vec<i64>,
+    pub ha: Vec<f32>,
+    pub influx: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +160,9 @@ pub struct ProblemRow {
     pub found: String,
     pub expected: String,
     pub cause: String,
+    /// The hours it concerns, `[start, end)` in epoch seconds: where the chart marks it.
+    pub start: i64,
+    pub end: i64,
 }
 
 /// The jobs the panel starts.

@@ -2,7 +2,7 @@
 //! `history`, `panel.css`), so the same HTML works on its own and under HA's ingress path.
 
 use crate::model::*;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 
 /// The four pages of the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,27 +180,72 @@ pub fn history(v: &HistoryView, csrf: &str) -> Markup {
                     }
                 }
                 p.muted { "Checked " (c.at) " (" (c.by) "), hours " (c.from) " → " (c.to) }
+                (chart(c))
                 @if !c.problems.is_empty() {
-                    table.problems {
+                    h2 { "Problems" }
+                    p.muted { "Click an hour to see it on the chart." }
+                    table.problems #problems {
                         tr { th { "hour" } th { "statistic" } th { "problem" } th { "found" } th { "expected" } th { "likely cause" } }
                         @for p in &c.problems {
-                            tr { td { (p.hour) } td { (p.statistic) } td { (p.kind) } td.num { (p.found) } td.num { (p.expected) } td { (p.cause) } }
+                            tr data-statistic=(p.statistic) data-start=(p.start) data-end=(p.end) {
+                                td { button.show-problem type="button" { (p.hour) } }
+                                td { (p.statistic) } td { (p.kind) } td.num { (p.found) } td.num { (p.expected) } td { (p.cause) }
+                            }
                         }
                     }
                     p { "The Jobs page repairs them: a dry run first, then Apply." }
-                }
-                div.chart { (PreEscaped(&c.chart_svg)) }
-                // Where local midnight is mid-hour (Adelaide, India, Nepal) HA's day is not the
-                // local day: say which one the chart shows.
-                p.muted #chart-days {
-                    "Days as HA's Energy dashboard counts them: the UTC hours that start in each \
-                     local day (from 00:30 to 00:30 where the zone's offset has a half hour). \
-                     pwsync energy shows days from local midnight to midnight."
                 }
             }
         }
     };
     layout(Page::History, body)
+}
+
+/// The chart's frame: `history.js` draws it with uPlot from `history/series.json`.
+fn chart(c: &CheckedView) -> Markup {
+    // The statistic shown first: the first one with a problem, else the first.
+    let first = c
+        .problems
+        .first()
+        .map(|p| p.statistic.as_str())
+        .or_else(|| c.series.first().map(|s| s.statistic.as_str()));
+    html! {
+        link rel="stylesheet" href=(crate::routes::UPLOT_CSS);
+        link rel="stylesheet" href="history.css";
+        script src=(crate::routes::UPLOT_JS) defer {}
+        script src="history.js" defer {}
+        section #chart data-series="history/series.json" {
+            div.chart-controls {
+                label {
+                    "Statistic "
+                    select #chart-statistic {
+                        @for s in &c.series {
+                            option value=(s.statistic) selected[Some(s.statistic.as_str()) == first] { (s.statistic) }
+                        }
+                    }
+                }
+                span.chart-ranges role="group" aria-label="range" {
+                    @for (label, days) in [("all", 0), ("1 year", 365), ("1 month", 30), ("1 week", 7), ("1 day", 1)] {
+                        button type="button" data-days=(days) { (label) }
+                    }
+                }
+            }
+            div #chart-plot {}
+            p.muted #chart-help {
+                span #chart-unit {}
+                " Drag across the chart to zoom in, double-click to see everything. Red bands are problems."
+            }
+            noscript { p { "The chart needs JavaScript; the problems are listed below." } }
+        }
+        // Where local midnight is mid-hour (Adelaide, India, Nepal) HA's day is not the
+        // local day: say which one the daily view shows.
+        p.muted #chart-days {
+            "Over more than 60 days the chart shows daily sums, days as HA's Energy dashboard \
+             counts them: the UTC hours that start in each local day (from 00:30 to 00:30 where \
+             the zone's offset has a half hour). pwsync energy shows days from local midnight to \
+             midnight. Zoomed in further, it shows each hour."
+        }
+    }
 }
 
 /// The Jobs page: the forms, and the plan of a dry run (with its Apply button), or a run's

@@ -19,6 +19,18 @@ use std::sync::Arc;
 
 const CSS: &str = include_str!("../assets/panel.css");
 const JS: &str = include_str!("../assets/panel.js");
+const HISTORY_CSS: &str = include_str!("../assets/history.css");
+const HISTORY_JS: &str = include_str!("../assets/history.js");
+/// uPlot, the History chart's library: from npm at the version `assets/vendor/package-lock.json`
+/// pins, put in OUT_DIR by `build.rs`.
+const UPLOT_JS_BODY: &str = include_str!(concat!(env!("OUT_DIR"), "/uplot.js"));
+const UPLOT_CSS_BODY: &str = include_str!(concat!(env!("OUT_DIR"), "/uplot.css"));
+/// Its addresses (relative, like every link) carry its version: cached for a year, and a new
+/// version is a new address.
+pub(crate) const UPLOT_JS: &str = concat!("vendor/uplot-", env!("PWSYNC_UPLOT_VERSION"), ".js");
+pub(crate) const UPLOT_CSS: &str = concat!("vendor/uplot-", env!("PWSYNC_UPLOT_VERSION"), ".css");
+/// A year: the library's address changes with its version.
+const VERSIONED: &str = "public, max-age=31536000, immutable";
 
 struct Shared {
     backend: Arc<dyn Backend>,
@@ -42,15 +54,40 @@ pub fn router(backend: Arc<dyn Backend>, access: Access) -> Router {
         .route("/events", get(events))
         .route("/panel.css", get(|| async { asset("text/css", CSS) }))
         .route("/panel.js", get(|| async { asset("text/javascript", JS) }))
+        .route(
+            "/history.css",
+            get(|| async { asset("text/css", HISTORY_CSS) }),
+        )
+        .route(
+            "/history.js",
+            get(|| async { asset("text/javascript", HISTORY_JS) }),
+        )
+        .route("/history/series.json", get(series))
+        .route(
+            concat!("/vendor/uplot-", env!("PWSYNC_UPLOT_VERSION"), ".js"),
+            get(|| async { versioned("text/javascript", UPLOT_JS_BODY) }),
+        )
+        .route(
+            concat!("/vendor/uplot-", env!("PWSYNC_UPLOT_VERSION"), ".css"),
+            get(|| async { versioned("text/css", UPLOT_CSS_BODY) }),
+        )
         .layer(middleware::from_fn_with_state(shared.clone(), admit))
         .with_state(shared)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
+    cached(content_type, "max-age=3600", body)
+}
+
+fn versioned(content_type: &'static str, body: &'static str) -> Response {
+    cached(content_type, VERSIONED, body)
+}
+
+fn cached(content_type: &'static str, cache: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "max-age=3600"),
+            (header::CACHE_CONTROL, cache),
         ],
         body,
     )
@@ -179,6 +216,30 @@ async fn history_page(State(s): S) -> Response {
     pages::history(&s.backend.history().await, s.access.csrf()).into_response()
 }
 
+#[derive(Deserialize)]
+struct SeriesQuery {
+    #[serde(default)]
+    statistic: String,
+}
+
+/// One statistic's chart data from the last check, as JSON.
+async fn series(State(s): S, Query(q): Query<SeriesQuery>) -> Response {
+    let history = s.backend.history().await;
+    let found = history
+        .checked
+        .as_ref()
+        .and_then(|c| c.series.iter().find(|x| x.statistic == q.statistic));
+    match found.map(|x| serde_json::to_vec(&**x)) {
+        Some(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Some(Err(e)) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        None => plain(
+            StatusCode::NOT_FOUND,
+            "No chart for this statistic: the last check did not look at it (or none has run).\n"
+                .into(),
+        ),
+    }
+}
+
 async fn jobs_page(State(s): S) -> Response {
     // A job still running shows its progress here, whoever started it.
     let p = s.backend.progress().borrow().clone();
@@ -298,6 +359,123 @@ async fn events(State(s): S) -> Sse<impl Stream<Item = Result<Event, Infallible>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::*;
+    use crate::Hosts;
+
+    fn series(statistic: &str) -> Arc<ChartSeries> {
+        Arc::new(ChartSeries {
+            statistic: statistic.into(),
+            time_zone: "Europe/Berlin".into(),
+            hours: HourColumns {
+                start: 1_735_689_600,
+                step: 3600,
+                ha: vec![0.25, f32::NAN, 1.5],
+                influx: vec![0.25, 0.125, f32::NAN],
+            },
+            days: DayColumns {
+                start: vec![1_735_689_600],
+                ha: vec![1.75],
+                influx: vec![0.375],
+            },
+        })
+    }
+
+    async fn panel() -> String {
+        let view = HistoryView {
+            checked: Some(CheckedView {
+                at: "now".into(),
+                by: "test".into(),
+                from: "a".into(),
+                to: "b".into(),
+                problems: vec![ProblemRow {
+                    hour: "2025-01-01 02:00 CET".into(),
+                    statistic: "sensor.b".into(),
+                    kind: "spike".into(),
+                    found: "9".into(),
+                    expected: "1".into(),
+                    cause: "c".into(),
+                    start: 1_735_693_200,
+                    end: 1_735_696_800,
+                }],
+                series: vec![series("sensor.a"), series("sensor.b")],
+            }),
+        };
+        let backend = crate::fixed::Fixed::new(Default::default(), view, Vec::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        let router = router(Arc::new(backend), Access::new(None, None, Hosts::default()));
+        tokio::spawn(crate::serve(listener, router, std::future::pending()));
+        base
+    }
+
+    async fn get(url: String) -> reqwest::Response {
+        reqwest::get(url).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_statistics_chart_data_is_compact_json_with_null_where_a_side_has_no_value() {
+        let base = panel().await;
+        let r = get(format!("{base}history/series.json?statistic=sensor.b")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains(r#""hours":{"start":1735689600,"step":3600,"ha":[0.25,null,1.5],"influx":[0.25,0.125,null]}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""statistic":"sensor.b","time_zone":"Europe/Berlin""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""days":{"start":[1735689600],"ha":[1.75],"influx":[0.375]}"#));
+        let unknown = get(format!("{base}history/series.json?statistic=sensor.c")).await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn the_history_page_loads_the_embedded_chart_library_and_marks_each_problems_hours() {
+        let base = panel().await;
+        let page = get(format!("{base}history")).await.text().await.unwrap();
+        // Relative, versioned, and the data is not in the page.
+        assert!(page.contains(&format!(r#"src="{UPLOT_JS}""#)), "{page}");
+        assert!(page.contains(&format!(r#"href="{UPLOT_CSS}""#)), "{page}");
+        assert!(!page.contains("0.125"), "the series is in the page");
+        assert!(
+            page.contains(
+                r#"data-statistic="sensor.b" data-start="1735693200" data-end="1735696800""#
+            ),
+            "{page}"
+        );
+        // The problem's statistic is shown first.
+        assert!(
+            page.contains(r#"<option value="sensor.b" selected>"#),
+            "{page}"
+        );
+        for (path, kind) in [(UPLOT_JS, "javascript"), (UPLOT_CSS, "css")] {
+            let r = get(format!("{base}{path}")).await;
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert!(r.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .contains(kind));
+            let cache = r.headers()[header::CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                cache.contains("max-age=31536000") && cache.contains("immutable"),
+                "{cache}"
+            );
+            let body = r.text().await.unwrap();
+            assert!(
+                body.contains("uPlot") || body.contains(".u-"),
+                "{path}: {}",
+                &body[..80]
+            );
+        }
+        let js = get(format!("{base}history.js")).await;
+        assert!(js.text().await.unwrap().contains("pwsyncChart"));
+    }
 
     #[test]
     fn query_and_cookie_values_are_found_and_decoded() {

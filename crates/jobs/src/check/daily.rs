@@ -19,7 +19,7 @@ use pwsync_energy::{Bucket, Integration, HOUR};
 use std::collections::BTreeMap;
 
 /// UTC hours as an integration of hour slices, for grouping the way HA's dashboard does.
-fn hours(buckets: Vec<Bucket>) -> Integration {
+pub(super) fn hours(buckets: Vec<Bucket>) -> Integration {
     Integration {
         bucket: HOUR,
         buckets,
@@ -27,11 +27,10 @@ fn hours(buckets: Vec<Bucket>) -> Integration {
     }
 }
 
-/// HA's and InfluxDB's energy per local day over `[start, end)`, both over the UTC hours that
-/// start in the day (HA's day). A statistic's first row counts with its `sum`, as HA's own
-/// `change` and Energy dashboard count it.
-pub(super) fn daily(s: &Surveyed, start: i64, end: i64, tz: Tz) -> Vec<DayEnergy> {
-    let ha: Vec<Bucket> = hourly_changes_from_zero(&s.hourly)
+/// HA's energy per hour over `[start, end)`, the hours with a finite change. A statistic's
+/// first row counts with its `sum`, as HA's own `change` and Energy dashboard count it.
+pub(super) fn ha_hours(s: &Surveyed, start: i64, end: i64) -> Vec<Bucket> {
+    hourly_changes_from_zero(&s.hourly)
         .into_iter()
         .filter(|c| c.start >= start && c.start < end && c.kwh.is_finite())
         .map(|c| Bucket {
@@ -39,21 +38,29 @@ pub(super) fn daily(s: &Surveyed, start: i64, end: i64, tz: Tz) -> Vec<DayEnergy
             wh: c.kwh * 1000.0,
             covered: HOUR,
         })
-        .collect();
-    let influx: Vec<Bucket> = s
-        .measured
+        .collect()
+}
+
+/// InfluxDB's energy per hour, the hours with data.
+pub(super) fn influx_hours(s: &Surveyed) -> Vec<Bucket> {
+    s.measured
         .iter()
         .map(|(&h, m)| Bucket {
             start: h,
             wh: m.kwh * 1000.0,
             covered: HOUR,
         })
-        .collect();
-    let influx: BTreeMap<NaiveDate, f64> = group_by_local_day(&hours(influx), tz)
+        .collect()
+}
+
+/// HA's and InfluxDB's energy per local day over `[start, end)`, both over the UTC hours that
+/// start in the day (HA's day).
+pub(super) fn daily(s: &Surveyed, start: i64, end: i64, tz: Tz) -> Vec<DayEnergy> {
+    let influx: BTreeMap<NaiveDate, f64> = group_by_local_day(&hours(influx_hours(s)), tz)
         .into_iter()
         .map(|p| (p.start, p.wh / 1000.0))
         .collect();
-    group_by_local_day(&hours(ha), tz)
+    group_by_local_day(&hours(ha_hours(s, start, end)), tz)
         .into_iter()
         .map(|p| DayEnergy {
             date: p.start,
@@ -65,29 +72,8 @@ pub(super) fn daily(s: &Surveyed, start: i64, end: i64, tz: Tz) -> Vec<DayEnergy
 
 #[cfg(test)]
 mod tests {
+    use super::super::survey::test_support::{row, surveyed_rows};
     use super::*;
-    use pwsync_energy::StatRow;
-    use pwsync_store::StatMeta;
-
-    fn surveyed_rows(hourly: Vec<StatRow>) -> Surveyed {
-        Surveyed {
-            id: "sensor.x".into(),
-            field: None,
-            meta: StatMeta::energy_kwh("sensor.x", "x"),
-            hourly,
-            short_term: Vec::new(),
-            measured: BTreeMap::new(),
-            findings: Vec::new(),
-        }
-    }
-
-    fn row(start: i64, sum: f64) -> StatRow {
-        StatRow {
-            start,
-            state: Some(sum),
-            sum: Some(sum),
-        }
-    }
 
     #[test]
     fn the_first_days_energy_counts_the_statistics_first_row_by_its_sum() {

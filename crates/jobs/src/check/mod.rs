@@ -5,16 +5,19 @@
 //! meter's first row or after its last, or a meter HA has no statistic of yet.
 //!
 //! One concept per file: `survey` (what to read, HA and InfluxDB read at once, the audit),
-//! `daily` (daily totals for the chart), `repair` (planning and applying a repair), `heal`
+//! `daily` (daily totals for the chart), `hourly` (the hours themselves, for the panel's
+//! chart), `repair` (planning and applying a repair), `heal`
 //! (`serve`'s hourly repair of the last compiled hours).
 
 pub mod chart;
 mod daily;
 mod heal;
+mod hourly;
 mod repair;
 mod survey;
 
 pub use heal::{heal, HealOptions, HealReport};
+pub use hourly::{DailyEnergy, HourlyEnergy};
 pub use repair::{repair, RepairReport, StatisticRepair};
 pub use survey::statistic_ids;
 
@@ -73,6 +76,9 @@ pub struct StatisticCheck {
     pub short_term_rows: usize,
     pub findings: Vec<Finding>,
     pub daily: Vec<DayEnergy>,
+    /// Every hour of the range, for the panel's chart (not in `check --json`: ~1 MB a year).
+    #[serde(skip)]
+    pub hourly: HourlyEnergy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +125,15 @@ pub fn when(f: &Finding, tz: Tz) -> String {
     }
 }
 
+/// The hours a finding concerns, `[start, end)` epoch seconds: its hour, or for missing
+/// history its range.
+pub fn span(f: &Finding) -> (i64, i64) {
+    match f.kind {
+        ProblemKind::MissingHistory { to, .. } => (f.hour, to.max(f.hour + HOUR)),
+        _ => (f.hour, f.hour + HOUR),
+    }
+}
+
 /// The hours to check: from `since` (or the first InfluxDB point) to the last compiled hour.
 async fn resolve_range(
     source: &dyn EnergySource,
@@ -155,6 +170,7 @@ fn report(survey: &Survey, opts: &CheckOptions, store: &dyn StatisticsStore) -> 
             short_term_rows: s.short_term.len(),
             findings: s.findings.clone(),
             daily: daily::daily(s, survey.start, survey.end, opts.tz),
+            hourly: HourlyEnergy::of(s, survey.start, survey.end),
         })
         .collect();
     let mut seconds = survey.timings.clone();

@@ -229,3 +229,30 @@ fn measured_hours(integ: &Integration) -> BTreeMap<i64, Measured> {
         })
         .collect()
 }
+
+/// A surveyed statistic built from rows, for the tests of what is made of a survey.
+#[cfg(test)]
+pub(super) mod test_support {
+    use super::*;
+
+    pub(in crate::check) fn surveyed_rows(hourly: Vec<StatRow>) -> Surveyed {
+        Surveyed {
+            id: "sensor.x".into(),
+            field: None,
+            meta: StatMeta::energy_kwh("sensor.x", "x"),
+            hourly,
+            short_term: Vec::new(),
+            measured: BTreeMap::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// An hourly row whose state and sum are `sum`.
+    pub(in crate::check) fn row(start: i64, sum: f64) -> StatRow {
+        StatRow {
+            start,
+            state: Some(sum),
+            sum: Some(sum),
+        }
+    }
+}
