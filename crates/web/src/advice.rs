@@ -9,10 +9,7 @@ fn on_the_panel(command: &str) -> &'static str {
         "backfill" => "Jobs → backfill (Dry run, then Apply)",
         "migrate" => "Jobs → migrate (Dry run, then Apply)",
         "doctor" => "this Status page",
-        "energy-dashboard" => {
-            "HA's Settings → Dashboards → Energy (add pwsync's meters as the grid, solar and \
-             battery sources)"
-        }
+        "energy-dashboard" => "Jobs → Energy dashboard (Dry run, then Apply)",
         // The panel is served by `serve` itself.
         "serve" => "pwsync",
         _ => "the panel's Jobs page",
