@@ -113,6 +113,10 @@ fn backfill(r: &Report, missing: Option<i64>, tz: Tz) -> GuideStep {
 /// Each meter's first day in HA, in words ("grid import before 2026-12-01, ...").
 fn coverage_words(r: &Report, tz: Tz) -> String {
     let first = r.influxdb.first.unwrap_or(0);
+    let coverage = &r.homeassistant.coverage;
+    if coverage.iter().all(|(_, day)| day.is_none()) {
+        return format!("all of it for pwsync's {} meters", coverage.len());
+    }
     let parts: Vec<String> = r
         .homeassistant
         .coverage
@@ -224,6 +228,10 @@ mod tests {
         r
     }
 
+    fn steps_of(r: &Report) -> Vec<GuideStep> {
+        steps(r, None, NOW, chrono_tz::UTC)
+    }
+
     fn todo(steps: &[GuideStep]) -> Vec<&str> {
         steps
             .iter()
@@ -240,6 +248,13 @@ mod tests {
         assert_eq!(todo(&steps), ["Backfill 3.0 years", "Check the history"]);
         let b = &steps[0];
         assert!(b.detail.contains("all of sensor.pw_1"), "{}", b.detail);
+        assert!(b.detail.contains("sensor.pw_0 before"), "{}", b.detail);
+        let none = steps_of(&report(&[None, None]));
+        assert!(
+            none[0].detail.contains("all of it for pwsync's 2 meters"),
+            "{}",
+            none[0].detail
+        );
         assert!(matches!(
             &b.action,
             Some(GuideAction::DryRun {
