@@ -3,6 +3,7 @@
 //! printed.)
 
 use chrono_tz::Tz;
+use pwsync_energy::audit::Fix;
 use pwsync_jobs::check::CheckReport;
 use pwsync_jobs::range::fmt_ts;
 use pwsync_jobs::HealReport;
@@ -45,18 +46,31 @@ pub(super) fn written_summary(rows: usize, check: &CheckReport, tz: Tz) -> Strin
     )
 }
 
-/// A heal that wrote: the hours it repaired, per statistic.
+/// A heal that wrote: the hours it repaired (not those it left as they were), per statistic.
 pub(super) fn heal_summary(r: &HealReport, tz: Tz) -> String {
-    let hours: usize = r.statistics.iter().map(|s| s.fixes.len()).sum();
+    let repaired: Vec<(&str, Vec<String>)> = r
+        .statistics
+        .iter()
+        .map(|s| {
+            let hours = s
+                .fixes
+                .iter()
+                .filter(|f| !matches!(f.fix, Fix::Kept { .. }))
+                .map(|f| fmt_ts(f.hour, tz))
+                .collect();
+            (s.statistic_id.as_str(), hours)
+        })
+        .filter(|(_, hours): &(_, Vec<String>)| !hours.is_empty())
+        .collect();
+    let count: usize = repaired.iter().map(|(_, h)| h.len()).sum();
     let mut out = format!(
-        "Repaired {hours} hour(s) between {} and {} ({} rows written):",
+        "Repaired {count} hour(s) between {} and {} ({} rows written):",
         fmt_ts(r.start, tz),
         fmt_ts(r.end, tz),
         r.rows
     );
-    for s in r.statistics.iter().filter(|s| !s.fixes.is_empty()) {
-        let when: Vec<String> = s.fixes.iter().map(|f| fmt_ts(f.hour, tz)).collect();
-        out.push_str(&format!("\n{}: {}", s.statistic_id, when.join(", ")));
+    for (id, hours) in repaired {
+        out.push_str(&format!("\n{id}: {}", hours.join(", ")));
     }
     out
 }

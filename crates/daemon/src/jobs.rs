@@ -661,6 +661,48 @@ mod tests {
     }
 
     #[test]
+    fn a_heal_in_the_log_lists_the_hours_it_repaired_not_those_it_kept() {
+        use pwsync_energy::audit::{Fix, HourFix, KeptReason};
+        let fix = |hour, fix| HourFix { hour, fix };
+        let r = pwsync_jobs::HealReport {
+            start: 0,
+            end: 4 * 3600,
+            statistics: vec![
+                pwsync_jobs::check::StatisticRepair {
+                    statistic_id: "sensor.x".into(),
+                    fixes: vec![
+                        fix(3600, Fix::FromInflux { kwh: 1.0 }),
+                        fix(7200, Fix::Zero),
+                        fix(
+                            10800,
+                            Fix::Kept {
+                                reason: KeptReason::LiveSensor,
+                            },
+                        ),
+                    ],
+                    rows_written: 2,
+                    shifts: 0,
+                    short_term_rows: 0,
+                },
+                pwsync_jobs::check::StatisticRepair {
+                    statistic_id: "sensor.y".into(),
+                    fixes: Vec::new(),
+                    rows_written: 0,
+                    shifts: 0,
+                    short_term_rows: 0,
+                },
+            ],
+            rows: 2,
+            seconds: 0.1,
+        };
+        assert_eq!(
+            joblog::heal_summary(&r, chrono_tz::UTC),
+            "Repaired 2 hour(s) between 1970-01-01 00:00 UTC and 1970-01-01 04:00 UTC (2 rows \
+             written):\nsensor.x: 1970-01-01 01:00 UTC, 1970-01-01 02:00 UTC"
+        );
+    }
+
+    #[test]
     fn only_the_three_button_payloads_are_jobs() {
         for (key, _, payload) in pwsync_mqtt::discovery::BUTTONS {
             let job = Job::from_command(payload).unwrap_or_else(|| panic!("{key}"));
