@@ -344,11 +344,23 @@ async fn serve_with_ha(
     w: &WithHa,
     http: &reqwest::Client,
 ) -> (std::process::Child, String, PathBuf) {
+    serve_for(&w.influx, &w.broker, &w.ha, w.dir.path(), http).await
+}
+
+/// `serve` with HA's websocket (so its jobs) and the panel on a free port, its state and log
+/// in `dir`, once the panel answers: the process, the panel's address and serve's log.
+async fn serve_for(
+    influx: &InfluxServer,
+    broker: &Mosquitto,
+    ha: &HaInstance,
+    dir: &Path,
+    http: &reqwest::Client,
+) -> (std::process::Child, String, PathBuf) {
     let web = free_port();
-    let mut e = base_env(&w.influx, &w.broker, web, w.dir.path());
-    e.push(("PWSYNC_HOMEASSISTANT__URL", w.ha.url()));
-    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", w.ha.token().to_string()));
-    let log = w.dir.path().join("serve.log");
+    let mut e = base_env(influx, broker, web, dir);
+    e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
+    e.push(("PWSYNC_HOMEASSISTANT__TOKEN", ha.token().to_string()));
+    let log = dir.join("serve.log");
     let serve = spawn_serve_with(&e, "2", "info", std::fs::File::create(&log).unwrap().into());
     let base = format!("http://127.0.0.1:{web}/");
     wait_for_panel(http, &base, &log).await;
@@ -449,16 +461,22 @@ async fn a_dry_run_then_apply_backfills_with_progress_and_history_turns_clean() 
     chart_drawn(&b).await;
     screenshot(&b, &shots, "history").await;
 
-    // Log: the real run, then its dry run, each with its report.
+    // Log: the check serve ran after the job, the real run, then its dry run, each with what
+    // started it and its report.
     b.goto(&format!("{base}log")).await.unwrap();
     let entries = b.find_all(Locator::Css("details")).await.unwrap();
-    assert_eq!(entries.len(), 2);
-    let newest = entries[0].text().await.unwrap();
+    assert_eq!(entries.len(), 3);
+    let check = entries[0].text().await.unwrap();
     assert!(
-        newest.contains("backfill") && !newest.contains("dry run"),
-        "{newest}"
+        check.contains("check · panel") && check.contains("no problems"),
+        "{check}"
     );
-    assert!(entries[1].text().await.unwrap().contains("(dry run)"));
+    let run = entries[1].text().await.unwrap();
+    assert!(
+        run.contains("backfill · panel") && !run.contains("dry run"),
+        "{run}"
+    );
+    assert!(entries[2].text().await.unwrap().contains("(dry run)"));
     screenshot(&b, &shots, "log").await;
 
     // A second dry run: HA holds every hour now, so there is nothing to apply, and it says so.
@@ -1446,5 +1464,177 @@ async fn the_first_run_guide_backfills_then_sets_up_the_energy_dashboard_with_a_
     apply_and_wait(&b, &log).await;
     assert_eq!(c.energy_get_prefs().await.unwrap().as_ref(), Some(&seeded));
     b.close().await.unwrap();
+    stop(&mut serve);
+}
+
+/// What the panel answers at `url`.
+async fn text_of(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The Log page's entries as HTML, newest first.
+async fn log_entries(http: &reqwest::Client, base: &str) -> Vec<String> {
+    let page = text_of(http, &format!("{base}log")).await;
+    page.split("<details").skip(1).map(str::to_string).collect()
+}
+
+/// The Log's entries once one of them holds every one of `needles`.
+async fn logged(http: &reqwest::Client, base: &str, needles: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let entries = log_entries(http, base).await;
+        if entries
+            .iter()
+            .any(|e| needles.iter().all(|n| e.contains(n)))
+        {
+            return entries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no entry with {needles:?} in the Log: {entries:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// HA's persistent notification `id`, once HA has it (`persistent_notification/get`: since
+/// HA 2023.6 notifications are no states).
+async fn notification(c: &pwsync_ha::HaClient, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = c
+            .call("persistent_notification/get", serde_json::json!({}))
+            .await
+            .unwrap();
+        if let Some(n) = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["notification_id"] == id)
+        {
+            return n.clone();
+        }
+        assert!(Instant::now() < deadline, "no notification {id}: {all}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Issue #22, item 3: a job HA's button starts is in the panel's Log with its trigger and its
+/// report; a press refused while another job runs shows on `last_job`, in a notification in HA
+/// and in the Log.
+#[tokio::test(flavor = "multi_thread")]
+async fn button_jobs_and_a_refused_press_show_in_the_log_and_in_ha() {
+    let Some((influx, broker)) = influx_and_broker() else {
+        return;
+    };
+    let ha = ha_with_broker(broker.port());
+    let c = ha_client(&ha);
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let (mut serve, base, _) = serve_for(&influx, &broker, &ha, dir.path(), &http).await;
+    for b in ["check_history", "backfill_missing"] {
+        wait_entity(
+            &c,
+            &format!("button.powerwall_{b}"),
+            Duration::from_secs(60),
+            |s| s.state != "unavailable",
+        )
+        .await;
+    }
+    assert!(log_entries(&http, &base).await.is_empty());
+
+    // HA's "Backfill missing hours": in the Log as a button job with the rows it wrote and
+    // the check that ended it.
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["backfill_missing"]).await;
+    let done = job_done(&c, "backfill", t).await;
+    assert_eq!(done.state, "succeeded", "{done:?}");
+    let rows = done.attributes["rows_written"].as_u64().unwrap();
+    assert!(rows > 0, "{done:?}");
+    let entries = logged(&http, &base, &["backfill"]).await;
+    let entry = &entries[0];
+    for said in [
+        "<span class=\"trigger\">button</span>",
+        "pwsync backfill --all",
+        &format!("Wrote {rows} rows"),
+        "Checked 6 statistic(s)",
+        "no problems",
+    ] {
+        assert!(entry.contains(said), "{said} not in {entry}");
+    }
+    assert!(entry.contains("class=\"ok\""), "{entry}");
+
+    // Two presses at once: one job runs, the other is refused. HA's `last_job` keeps the
+    // running job and says what was refused; HA has a notification; the Log a failed entry.
+    let t = chrono::Utc::now().timestamp();
+    press(&c, &["check_history", "backfill_missing"]).await;
+    let seen = wait_entity(
+        &c,
+        "sensor.powerwall_last_job",
+        Duration::from_secs(120),
+        |s| s.attributes["refused"].is_object(),
+    )
+    .await;
+    let refused = &seen.attributes["refused"];
+    let (ran, turned_away) = (
+        seen.attributes["job"].as_str().unwrap(),
+        refused["job"].as_str().unwrap(),
+    );
+    assert!(
+        ["running", "succeeded"].contains(&seen.state.as_str()) && ran != turned_away,
+        "{seen:?}"
+    );
+    assert_eq!(refused["trigger"], "button", "{seen:?}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("{turned_away} refused: {ran} has been running")),
+        "{reason}"
+    );
+    let started = seen.attributes["started"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(started)
+            .unwrap()
+            .timestamp()
+            >= t,
+        "{seen:?}"
+    );
+    let n = notification(&c, "pwsync_powerwall_refused").await;
+    let message = n["message"].as_str().unwrap();
+    assert!(
+        n["title"] == format!("pwsync: {turned_away} refused")
+            && message.contains(&format!("HA's button asked for {turned_away}"))
+            && message.contains(&format!("{ran} has been running")),
+        "{n}"
+    );
+    let entries = logged(&http, &base, &["refused: "]).await;
+    let entry = entries.iter().find(|e| e.contains("refused: ")).unwrap();
+    assert!(
+        entry.contains("class=\"bad\"")
+            && entry.contains("<span class=\"trigger\">button</span>")
+            && entry.contains(&format!("refused: {ran} has been running")),
+        "{entry}"
+    );
+    // The job that ran ends in the Log too, above its refusal, and `last_job` still says
+    // what was refused.
+    let done = job_done(&c, ran, t).await;
+    assert_eq!(done.attributes["refused"], *refused, "{done:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let entries = loop {
+        let entries = log_entries(&http, &base).await;
+        if entries.len() >= 3 {
+            break entries;
+        }
+        assert!(Instant::now() < deadline, "{entries:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    assert!(
+        entries[0].contains(&format!("pwsync {ran}"))
+            && entries[0].contains("button</span>")
+            && entries[0].contains("Checked 6 statistic(s)"),
+        "{}",
+        entries[0]
+    );
+    assert!(entries[1].contains("refused: "), "{}", entries[1]);
     stop(&mut serve);
 }

@@ -331,7 +331,7 @@ async fn a_backfill_killed_half_way_is_reported_interrupted_and_resumed_to_a_cle
     assert_eq!(resumed.status(), reqwest::StatusCode::SEE_OTHER);
     let done = job_done(&c, "backfill", t).await;
     assert_eq!(done.state, "succeeded", "{done:?}");
-    assert_eq!(done.attributes["trigger"], "panel", "{done:?}");
+    assert_eq!(done.attributes["trigger"], "resume", "{done:?}");
     let page = panel_page(&http, &format!("http://{panel}/")).await;
     assert!(
         !page.contains("A job was interrupted"),

@@ -97,12 +97,7 @@ async fn discovery_creates_every_entity_with_its_classes() {
     let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
-    let ha = HaInstance::start(
-        HaOptions::default()
-            .with_time_zone(ZONE)
-            .with_broker(broker.port()),
-    )
-    .unwrap();
+    let ha = ha_with_broker(broker.port());
     let mut e = env(&influx, &broker);
     e.push(("PWSYNC_TIME_ZONE", "UTC".into()));
     e.push(("PWSYNC_HOMEASSISTANT__URL", ha.url()));
@@ -941,12 +936,7 @@ async fn buttons_and_the_daily_check_run_jobs_whose_results_ha_shows() {
     let Some((influx, broker)) = servers_with_broker().await else {
         return;
     };
-    let ha = HaInstance::start(
-        HaOptions::default()
-            .with_time_zone(ZONE)
-            .with_broker(broker.port()),
-    )
-    .unwrap();
+    let ha = ha_with_broker(broker.port());
     let c = ha_client(&ha);
     // The daily check at the next whole minute at least 45 s away, in HA's zone.
     let t0 = chrono::Utc::now().timestamp();

@@ -136,7 +136,7 @@ pub(super) async fn wait(
             Event::Panel(super::panel::Request::Resume(name)) => {
                 match (Job::from_command(&name), jobs.as_deref_mut()) {
                     (Some(job), Some(j)) => {
-                        j.request(job, Trigger::Panel, &live.marks, mqtt, d.topics)
+                        j.request(job, Trigger::Resume, &live.marks, mqtt, d.topics)
                             .await?
                     }
                     _ => tracing::warn!("cannot resume {name:?}: not a job this serve runs"),

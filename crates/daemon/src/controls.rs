@@ -85,13 +85,24 @@ impl Controls {
 
     /// The kept state of `key` (`state` of a payload with attributes).
     pub(super) fn state_of(&self, key: &str) -> Option<String> {
+        self.kept(key).map(|(state, _)| state)
+    }
+
+    /// The kept state of `key` and its attributes (`Null` when it has none).
+    pub(super) fn kept(&self, key: &str) -> Option<(String, Value)> {
         let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         let payload = states.get(key)?;
         Some(
-            serde_json::from_str::<Value>(payload)
+            match serde_json::from_str::<Value>(payload)
                 .ok()
-                .and_then(|v| v["state"].as_str().map(str::to_string))
-                .unwrap_or_else(|| payload.clone()),
+                .filter(|v| v["state"].is_string())
+            {
+                Some(mut v) => (
+                    v["state"].as_str().unwrap_or_default().to_string(),
+                    v["attributes"].take(),
+                ),
+                None => (payload.clone(), Value::Null),
+            },
         )
     }
 }

@@ -9,7 +9,7 @@ use pwsync_config::Config;
 use pwsync_energy::audit::Tolerance;
 use pwsync_energy::{floor_hour, HOUR};
 use pwsync_ha::{HaError, WsStore};
-use pwsync_jobs::{heal, HealOptions};
+use pwsync_jobs::{heal, HealOptions, HealReport};
 use std::time::Duration;
 
 /// Heal at 16 past the hour: HA has compiled the previous hour and the compiled-hours rule
@@ -82,12 +82,13 @@ impl HaLink {
         }
     }
 
-    /// One self-healing cycle over the last 48 compiled hours; errors are logged, not fatal.
-    pub(super) async fn heal(&self, cfg: &Config, source: &Source) {
+    /// One self-healing cycle over the last 48 compiled hours; its report when it wrote (for
+    /// the panel's Log). Errors are logged, not fatal.
+    pub(super) async fn heal(&self, cfg: &Config, source: &Source) -> Option<HealReport> {
         if !self.configured {
-            return;
+            return None;
         }
-        let Ok(client) = ha_client(cfg) else { return };
+        let client = ha_client(cfg).ok()?;
         let store = WsStore::new(client);
         let opts = HealOptions {
             site: cfg.site.clone(),
@@ -103,13 +104,33 @@ impl HaLink {
             live_lag_secs: pwsync_config::scope::live_lag_secs(cfg),
         };
         match heal(source, &store, &opts, now()).await {
-            Ok(r) if r.rows > 0 => tracing::warn!(
-                rows = r.rows,
-                "healed: {}",
-                serde_json::to_string(&r.statistics).unwrap_or_default()
-            ),
-            Ok(_) => tracing::debug!("heal: nothing to repair"),
-            Err(e) => tracing::warn!("heal failed: {e}"),
+            Ok(r) if r.rows > 0 => {
+                tracing::warn!(
+                    rows = r.rows,
+                    "healed: {}",
+                    serde_json::to_string(&r.statistics).unwrap_or_default()
+                );
+                Some(r)
+            }
+            Ok(_) => {
+                tracing::debug!("heal: nothing to repair");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("heal failed: {e}");
+                None
+            }
         }
     }
+}
+
+/// A persistent notification in HA (`id` replaces an earlier one of the same id), sent in the
+/// background: the loop never waits for HA. A failure is logged.
+pub(super) fn notify(cfg: &Config, id: String, title: String, message: String) {
+    let Ok(client) = ha_client(cfg) else { return };
+    tokio::spawn(async move {
+        if let Err(e) = client.create_notification(&id, &title, &message).await {
+            tracing::warn!("cannot notify Home Assistant ({title}): {e}");
+        }
+    });
 }

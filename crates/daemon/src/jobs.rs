@@ -8,7 +8,8 @@
 
 use super::clock::now;
 use super::controls::Controls;
-use super::gate::JobGate;
+use super::gate::{JobGate, Refused};
+use super::joblog;
 use super::journal::{Entry, Journal};
 use super::meters::Marks;
 use super::seam_guard::guard_seam;
@@ -65,6 +66,15 @@ impl Job {
             Job::Backfill => "backfill",
         }
     }
+
+    /// The CLI command that does the same, for the panel's Log.
+    fn command(self) -> &'static str {
+        match self {
+            Job::Check => "pwsync check",
+            Job::Repair => "pwsync repair",
+            Job::Backfill => "pwsync backfill --all",
+        }
+    }
 }
 
 /// Why a job ran.
@@ -73,6 +83,8 @@ pub(super) enum Trigger {
     Button,
     Daily,
     Panel,
+    /// The panel's Resume of a job a button started and a previous run left unfinished.
+    Resume,
 }
 
 impl Trigger {
@@ -81,6 +93,17 @@ impl Trigger {
             Trigger::Button => "button",
             Trigger::Daily => "daily",
             Trigger::Panel => "panel",
+            Trigger::Resume => "resume",
+        }
+    }
+
+    /// Whose request it was, in a sentence.
+    fn words(self) -> &'static str {
+        match self {
+            Trigger::Button => "HA's button",
+            Trigger::Daily => "the daily check",
+            Trigger::Panel => "the panel",
+            Trigger::Resume => "the panel's Resume",
         }
     }
 }
@@ -108,6 +131,8 @@ pub(super) struct Jobs {
     /// The panel's History shows each job's closing check.
     panel: Option<super::panel::Panel>,
     running: Option<(Job, Trigger, i64)>,
+    /// The last request refused since a job of this runner started (`last_job`'s `refused`).
+    refused: Option<Value>,
     journal: Journal,
     /// The result entities' states, kept across restarts.
     controls: Controls,
@@ -129,6 +154,7 @@ impl Jobs {
             gate,
             panel,
             running: None,
+            refused: None,
             journal: Journal::in_state_dir(),
             controls: Controls::in_state_dir(),
             tx,
@@ -136,8 +162,8 @@ impl Jobs {
         }
     }
 
-    /// Start `job` and show it running, or, while another job runs, refuse it with a logged
-    /// reason (a second press is not queued: the first job's result answers it).
+    /// Start `job` and show it running, or, while another job runs, refuse it (see
+    /// [`Jobs::refuse`]; a second press is not queued: the first job's result answers it).
     pub(super) async fn request(
         &mut self,
         job: Job,
@@ -147,9 +173,9 @@ impl Jobs {
         topics: &Topics,
     ) -> Result<()> {
         if let Err(refusal) = self.gate.take(job.name()) {
-            tracing::warn!("{refusal}");
-            return Ok(());
+            return self.refuse(job, trigger, &refusal, mqtt, topics).await;
         }
+        self.refused = None;
         let started = now();
         tracing::info!("{} started ({})", job.name(), trigger.name());
         self.running = Some((job, trigger, started));
@@ -191,6 +217,56 @@ impl Jobs {
             .await
     }
 
+    /// A refused request, where its owner looks: serve's log; `last_job`'s `refused` attribute
+    /// beside the state it has (the running job's, which stays), until the next job starts;
+    /// a notification in HA for a request from HA (a button, the daily check), which nobody
+    /// watches as it happens; the panel's Log.
+    async fn refuse(
+        &mut self,
+        job: Job,
+        trigger: Trigger,
+        r: &Refused,
+        mqtt: &Mqtt,
+        topics: &Topics,
+    ) -> Result<()> {
+        tracing::warn!("{r} ({})", trigger.name());
+        let at = iso(now(), self.tz);
+        if let Some(p) = &self.panel {
+            p.log_refused(r, trigger.name(), job.command());
+        }
+        if matches!(trigger, Trigger::Button | Trigger::Daily) {
+            super::ha::notify(
+                &self.cfg,
+                format!("pwsync_{}_refused", self.cfg.site),
+                format!("pwsync: {} refused", job.name()),
+                format!(
+                    "{} asked for {} at {at}, and it did not start: {}.",
+                    super::panel::capitalised(trigger.words()),
+                    job.name(),
+                    r.why
+                ),
+            );
+        }
+        let refused = json!({
+            "job": job.name(),
+            "trigger": trigger.name(),
+            "reason": r.to_string(),
+            "at": at,
+        });
+        self.refused = Some(refused.clone());
+        let (state, mut attrs) = self
+            .controls
+            .kept("last_job")
+            .unwrap_or_else(|| ("idle".into(), Value::Null));
+        if !attrs.is_object() {
+            attrs = json!({});
+        }
+        attrs["refused"] = refused;
+        self.controls
+            .publish(mqtt, topics, "last_job", &state, Some(attrs))
+            .await
+    }
+
     /// The running job's outcome, once it has finished; pending while none runs.
     pub(super) async fn finished(&mut self) -> Outcome {
         let o = self.rx.recv().await.expect("the runner holds a sender");
@@ -210,6 +286,26 @@ impl Jobs {
             "started": iso(o.started, self.tz),
             "finished": iso(o.finished, self.tz),
         });
+        if let Some(r) = &self.refused {
+            attrs["refused"] = r.clone();
+        }
+        if let Some(p) = &self.panel {
+            let report = o
+                .result
+                .as_ref()
+                .map_err(Clone::clone)
+                .map(|done| match o.job {
+                    Job::Check => joblog::check_summary(&done.check, self.tz),
+                    _ => joblog::written_summary(done.rows, &done.check, self.tz),
+                });
+            p.log_job(
+                o.job.name(),
+                o.trigger.name(),
+                o.job.command(),
+                o.started,
+                report,
+            );
+        }
         let state = match &o.result {
             Ok(done) => {
                 tracing::info!(
@@ -542,6 +638,69 @@ mod tests {
             ProblemKind::Seam,
             ProblemKind::MissingHistory { to: 7200, hours: 2 }
         ])));
+    }
+
+    #[test]
+    fn the_log_says_what_a_check_covered_and_its_problems_by_kind() {
+        let clean = joblog::check_summary(&report(&[]), chrono_tz::UTC);
+        assert_eq!(
+            clean,
+            "Checked 1 statistic(s), hours 1970-01-01 00:00 UTC → 1970-01-01 01:00 UTC: no problems."
+        );
+        let r = report(&[
+            ProblemKind::Mismatch,
+            ProblemKind::Hole { missing_hours: 3 },
+            ProblemKind::Mismatch,
+        ]);
+        let said = joblog::check_summary(&r, chrono_tz::UTC);
+        assert!(
+            said.ends_with("3 problem(s): 2 differs from InfluxDB, 1 hole."),
+            "{said}"
+        );
+        let wrote = joblog::written_summary(42, &r, chrono_tz::UTC);
+        assert!(wrote.starts_with("Wrote 42 rows"), "{wrote}");
+    }
+
+    #[test]
+    fn a_heal_in_the_log_lists_the_hours_it_repaired_not_those_it_kept() {
+        use pwsync_energy::audit::{Fix, HourFix, KeptReason};
+        let fix = |hour, fix| HourFix { hour, fix };
+        let r = pwsync_jobs::HealReport {
+            start: 0,
+            end: 4 * 3600,
+            statistics: vec![
+                pwsync_jobs::check::StatisticRepair {
+                    statistic_id: "sensor.x".into(),
+                    fixes: vec![
+                        fix(3600, Fix::FromInflux { kwh: 1.0 }),
+                        fix(7200, Fix::Zero),
+                        fix(
+                            10800,
+                            Fix::Kept {
+                                reason: KeptReason::LiveSensor,
+                            },
+                        ),
+                    ],
+                    rows_written: 2,
+                    shifts: 0,
+                    short_term_rows: 0,
+                },
+                pwsync_jobs::check::StatisticRepair {
+                    statistic_id: "sensor.y".into(),
+                    fixes: Vec::new(),
+                    rows_written: 0,
+                    shifts: 0,
+                    short_term_rows: 0,
+                },
+            ],
+            rows: 2,
+            seconds: 0.1,
+        };
+        assert_eq!(
+            joblog::heal_summary(&r, chrono_tz::UTC),
+            "Repaired 2 hour(s) between 1970-01-01 00:00 UTC and 1970-01-01 04:00 UTC (2 rows \
+             written):\nsensor.x: 1970-01-01 01:00 UTC, 1970-01-01 02:00 UTC"
+        );
     }
 
     #[test]

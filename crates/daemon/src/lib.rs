@@ -14,7 +14,8 @@
 //! heal), `seam_guard` (keeping HA's live 5-minute chain on the hourly history), `jobs` (the
 //! check, repair and backfill HA's buttons and the daily check start, one at a time), `gate`
 //! (the one job that may write), `journal` (a job's record until it ends), `controls` (the
-//! result entities' states), `panel` (the web panel's backend), `waiting` (start-up order),
+//! result entities' states), `panel` (the web panel's backend), `joblog` (the Log's words for
+//! the jobs serve runs itself), `waiting` (start-up order),
 //! `heartbeat` (what `pwsync health` reads), `doctor` (every part's findings, also
 //! `pwsync doctor`'s), `progress` (how a panel job's child reports its steps).
 
@@ -26,6 +27,7 @@ mod gate;
 mod guide;
 mod ha;
 pub mod heartbeat;
+mod joblog;
 mod jobs;
 mod journal;
 mod meters;
@@ -225,7 +227,11 @@ pub async fn run(args: Options, cfg: &Config, invocation: Invocation) -> Result<
         }
         // The hourly heal and the daily check wait for a running job, then go.
         if now() >= next_heal && !busy && announced {
-            ha.heal(cfg, &source).await;
+            let started = now();
+            if let (Some(r), Some(p)) = (ha.heal(cfg, &source).await, &panel) {
+                let report = joblog::heal_summary(&r, ha.tz);
+                p.log_job("heal", "hourly heal", joblog::HEAL, started, Ok(report));
+            }
             next_heal = next_heal_time(now());
         }
         if let (Some(at), Some(t), Some(j)) = (daily, next_daily, jobs.as_mut()) {

@@ -8,10 +8,12 @@
 //!   the panel's job is the CLI's job: a dry run prints exactly what the CLI prints, the real
 //!   run writes exactly what the CLI would. The real run takes the same gate as the buttons
 //!   (one job at a time) and reports its steps on stderr (`PWSYNC_PROGRESS=lines`).
-//! - Log: every panel job with its report, newest first, kept in the state directory.
+//! - Log: every job with what started it and its report, newest first, kept in the state
+//!   directory: the panel's, and those `serve` runs itself (HA's buttons, the daily check, the
+//!   hourly heal when it writes), and every refused one.
 
 use super::clock::now;
-use super::gate::JobGate;
+use super::gate::{JobGate, Refused};
 use super::journal::{Entry, Journal};
 use crate::doctor;
 use crate::progress::{parse_progress, parse_result, PROGRESS_ENV};
@@ -247,6 +249,43 @@ impl Panel {
         }
     }
 
+    /// A job `serve` ran itself (a button, the daily check, a resume, the heal) in the Log:
+    /// `result` is its report, or its error.
+    pub(super) fn log_job(
+        &self,
+        job: &str,
+        trigger: &str,
+        command: &str,
+        started: i64,
+        result: std::result::Result<String, String>,
+    ) {
+        let tz = self.0.tz;
+        let succeeded = result.is_ok();
+        self.remember(LogEntry {
+            id: self.id(),
+            job: job.into(),
+            trigger: trigger.into(),
+            command: command.into(),
+            dry_run: false,
+            started: iso(started, tz),
+            finished: iso(now(), tz),
+            succeeded,
+            report: result.unwrap_or_else(|e| e),
+        });
+    }
+
+    /// A job the gate turned away, as a failed entry in the Log.
+    pub(super) fn log_refused(&self, r: &Refused, trigger: &str, command: &str) {
+        let at = now();
+        self.log_job(
+            &r.job,
+            trigger,
+            command,
+            at,
+            Err(format!("refused: {}", r.why)),
+        );
+    }
+
     /// This program with the user's global options.
     fn command(&self, args: &[String]) -> tokio::process::Command {
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pwsync"));
@@ -420,7 +459,13 @@ impl Backend for Panel {
             );
         }
         if self.0.gate.busy() {
-            return Err("A job is running: check again when it has finished".into());
+            let why = "a job is running; check again when it has finished";
+            let refused = Refused {
+                job: "check".into(),
+                why: why.into(),
+            };
+            self.log_refused(&refused, "panel", "pwsync check");
+            return Err(capitalised(why));
         }
         self.0
             .requests
@@ -442,6 +487,7 @@ impl Backend for Panel {
         self.remember(LogEntry {
             id,
             job: job.name().into(),
+            trigger: "panel".into(),
             command: format!("{command} --dry-run"),
             dry_run: true,
             started: iso(started, self.0.tz),
@@ -484,7 +530,7 @@ impl Backend for Panel {
             .ok_or(
                 "That plan is no longer known (serve restarted, or it is old): make a new dry run",
             )?;
-        self.run_job(job, args).await
+        self.run_job(job, args, "panel").await
     }
 
     fn progress(&self) -> watch::Receiver<Progress> {
@@ -506,7 +552,7 @@ impl Backend for Panel {
     }
 }
 
-fn capitalised(s: &str) -> String {
+pub(super) fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
@@ -515,13 +561,22 @@ fn capitalised(s: &str) -> String {
 
 impl Panel {
     /// Run a job as this program with `args`, in the background, journaled while it writes;
-    /// the run's id.
-    async fn run_job(&self, job: JobKind, args: Vec<String>) -> std::result::Result<u64, String> {
-        self.0.gate.take(job.name())?;
+    /// the run's id. `trigger`: `panel`, or `resume`.
+    async fn run_job(
+        &self,
+        job: JobKind,
+        args: Vec<String>,
+        trigger: &'static str,
+    ) -> std::result::Result<u64, String> {
+        let command = format!("pwsync {}", args.join(" "));
+        if let Err(r) = self.0.gate.take(job.name()) {
+            self.log_refused(&r, trigger, &command);
+            return Err(r.into());
+        }
         let run = self.id();
         let started = now();
-        tracing::info!("{} started (panel)", job.name());
-        let entry = Entry::new(job.name(), "panel", started, args.clone());
+        tracing::info!("{} started ({trigger})", job.name());
+        let entry = Entry::new(job.name(), trigger, started, args.clone());
         self.0.journal.begin(&entry);
         self.set_interrupted(None);
         self.0.progress.send_replace(Progress {
@@ -541,14 +596,15 @@ impl Panel {
             me.0.journal.end();
             me.0.gate.release();
             tracing::info!(
-                "{} {} (panel)",
+                "{} {} ({trigger})",
                 job.name(),
                 if out.succeeded { "succeeded" } else { "failed" }
             );
             me.remember(LogEntry {
                 id: run,
                 job: job.name().into(),
-                command: format!("pwsync {}", args.join(" ")),
+                trigger: trigger.into(),
+                command,
                 dry_run: false,
                 started: iso(started, me.0.tz),
                 finished: iso(now(), me.0.tz),
@@ -599,7 +655,7 @@ impl Panel {
             .into_iter()
             .find(|k| k.name() == e.job)
             .ok_or_else(|| format!("cannot resume a {}", e.job))?;
-        self.run_job(job, e.args).await.map(|_| ())
+        self.run_job(job, e.args, "resume").await.map(|_| ())
     }
 }
 

@@ -461,6 +461,26 @@ impl HaClient {
             .map_err(energy_error)
     }
 
+    /// A persistent notification in HA's sidebar (`persistent_notification.create`); one with
+    /// the same `id` replaces it, so a repeated message does not pile up.
+    pub async fn create_notification(
+        &self,
+        id: &str,
+        title: &str,
+        message: &str,
+    ) -> Result<(), HaError> {
+        self.call(
+            "call_service",
+            json!({
+                "domain": "persistent_notification",
+                "service": "create",
+                "service_data": {"notification_id": id, "title": title, "message": message},
+            }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `recorder/clear_statistics`: delete the statistics (metadata and rows) of `ids`.
     pub async fn clear_statistics(&self, ids: &[String]) -> Result<(), HaError> {
         self.call("recorder/clear_statistics", json!({ "statistic_ids": ids }))

@@ -79,6 +79,7 @@ fn kept() -> fixed::Fixed {
         .map(|i| LogEntry {
             id: i,
             job: "backfill".into(),
+            trigger: "panel".into(),
             command: "pwsync backfill --all".into(),
             dry_run: i % 2 == 1,
             started: "2026-12-02 09:00 PST".into(),

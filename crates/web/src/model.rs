@@ -344,15 +344,40 @@ pub enum RunState {
     Failed,
 }
 
-/// One past job.
+/// One past job, whoever started it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogEntry {
     pub id: u64,
     pub job: String,
+    /// What started it: `panel`, `button` (HA's), `daily` (the daily check), `hourly heal`,
+    /// `resume`. Logs written before triggers were kept hold only panel jobs.
+    #[serde(default = "panel_trigger")]
+    pub trigger: String,
+    /// The CLI command that does the same, or what the job did where none does (the heal).
     pub command: String,
     pub dry_run: bool,
     pub started: String,
     pub finished: String,
     pub succeeded: bool,
     pub report: String,
+}
+
+fn panel_trigger() -> String {
+    "panel".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_kept_before_triggers_reads_as_panel_jobs() {
+        let old = r#"[{"id":3,"job":"backfill","command":"pwsync backfill --all","dry_run":false,
+            "started":"s","finished":"f","succeeded":true,"report":"r"}]"#;
+        let log: Vec<LogEntry> = serde_json::from_str(old).unwrap();
+        assert_eq!(log[0].trigger, "panel");
+        let again: Vec<LogEntry> =
+            serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+        assert_eq!(again[0].trigger, "panel");
+    }
 }

@@ -394,6 +394,7 @@ pub fn log(entries: &[LogEntry], open: Option<u64>) -> Markup {
                 summary {
                     span class=(if e.succeeded { "ok" } else { "bad" }) { (if e.succeeded { "✓" } else { "✗" }) }
                     " " (e.started) " · " (e.job) @if e.dry_run { " (dry run)" }
+                    " · " span.trigger { (e.trigger) }
                 }
                 p.muted { code { (e.command) } " · finished " (e.finished) }
                 div.report { pre { (e.report) } }

@@ -326,6 +326,16 @@ pub async fn wait_entity(
     }
 }
 
+/// HA in the tests' zone with its MQTT integration on the broker at `port`.
+pub fn ha_with_broker(port: u16) -> HaInstance {
+    HaInstance::start(
+        ha::HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(port),
+    )
+    .unwrap()
+}
+
 /// Press buttons through HA (as a dashboard or an automation would).
 pub async fn press(c: &HaClient, buttons: &[&str]) {
     let ids: Vec<String> = buttons
