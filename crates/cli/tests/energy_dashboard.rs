@@ -246,11 +246,18 @@ async fn empty_preferences_get_pwsync_meters_and_ha_reads_the_backfilled_energy_
         "info,pwsync=debug",
         std::process::Stdio::from(serve_log.reopen().unwrap()),
     );
+    // Every sensor the preferences name, as HA has it: on a loaded machine HA may take a few
+    // seconds to set up the last of the entities serve announced at once.
     let within = std::time::Duration::from_secs(60);
-    for id in [
-        "sensor.powerwall_grid_power",
-        "sensor.powerwall_grid_imported",
-    ] {
+    let mut named: Vec<&str> = METERS.iter().map(|(_, id)| *id).collect();
+    if pwsync_jobs::dashboard::has_power(ha.version()) {
+        named.extend([
+            "sensor.powerwall_grid_power",
+            "sensor.powerwall_solar_power",
+            "sensor.powerwall_battery_power",
+        ]);
+    }
+    for id in named {
         wait_entity(&c, id, within, |s| s.state.parse::<f64>().is_ok()).await;
     }
     // Until HA's first 5-minute compile, a power sensor has no statistics yet: the one
