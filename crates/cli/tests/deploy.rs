@@ -207,7 +207,7 @@ async fn image_serve_once_publishes_the_sensors_ha_shows() {
     let Some(image) = built("PWSYNC_TEST_IMAGE") else {
         return;
     };
-    let _one = one_serve_on_8099();
+    let _one = one_serve_on_8099().await;
     let (influx, broker) = influx_and_broker();
     let ha = ha_with(&broker);
     let env = [
@@ -240,7 +240,7 @@ async fn image_healthcheck_passes_then_fails_when_influxdb_stops() {
     let Some(image) = built("PWSYNC_TEST_IMAGE") else {
         return;
     };
-    let _one = one_serve_on_8099();
+    let _one = one_serve_on_8099().await;
     let (mut influx, broker) = influx_and_broker();
     let mut args = env_args(&[
         ("PWSYNC_INFLUXDB__URL", influx.url()),
@@ -725,11 +725,10 @@ fn yaml(path: &Path) -> Yaml {
 
 /// `serve` in a container on the host network binds the panel's port 8099 (the add-on's
 /// ingress port, the image's default `web.listen`): one such container at a time.
-fn one_serve_on_8099() -> std::sync::MutexGuard<'static, ()> {
-    static ADDON: Mutex<()> = Mutex::new(());
-    ADDON
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn one_serve_on_8099() -> tokio::sync::MutexGuard<'static, ()> {
+    // Not std's: the guard is held across awaits, and a failed test must not poison it.
+    static SERVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERVE.lock().await
 }
 
 /// The add-on's token is the Supervisor's, never HA's: the stand-in swaps them.
@@ -772,7 +771,7 @@ async fn addon_gets_broker_and_ha_from_the_supervisor_and_publishes() {
     let Some(image) = built("PWSYNC_TEST_ADDON_IMAGE") else {
         return;
     };
-    let _one = one_serve_on_8099();
+    let _one = one_serve_on_8099().await;
     let (influx, broker) = influx_and_broker();
     let ha = ha_with(&broker);
     let supervisor = Supervisor::start(upstream(&ha, &broker)).await;
@@ -845,7 +844,7 @@ async fn addon_e2e_install_backfill_energy_dashboard_clean_check_through_ingress
     let Some(image) = built("PWSYNC_TEST_ADDON_IMAGE") else {
         return;
     };
-    let _one = one_serve_on_8099();
+    let _one = one_serve_on_8099().await;
     let influx = or_skip(InfluxServer::start()).expect("influxd (apt-get install influxdb)");
     let broker = Mosquitto::start().unwrap();
     let today = chrono::Utc::now().with_timezone(&tz()).date_naive();
