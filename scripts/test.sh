@@ -61,6 +61,14 @@ if wait "$pkg_pid"; then
     else
         failed+=("deploy (packaging)")
     fi
+    # The add-on's HA OS path (install → Backfill → Energy dashboard → clean check) on HA 2026.11
+    # too; the run above was on 2025.4.4.
+    t0=$SECONDS
+    if PWSYNC_TEST_HA=2026.11.0 cargo test --workspace --test deploy -- --ignored addon_e2e; then
+        echo "== HA 2026.11.0: the add-on end to end passed in $((SECONDS - t0)) s"
+    else
+        failed+=("deploy addon_e2e (HA 2026.11.0)")
+    fi
 else
     cat "$pkg_log" >&2
     failed+=("deploy/scripts/package.sh")

@@ -37,34 +37,6 @@ async fn seed_compiled_chain(
     rows
 }
 
-/// Every backfilled hour of `field` in `[start, end)` equals InfluxDB's energy within 1 Wh, and
-/// no hour outside the data exists.
-fn assert_hours_match(
-    what: &str,
-    got: &[(i64, f64)],
-    want: &BTreeMap<i64, f64>,
-    start: i64,
-    end: i64,
-) {
-    let got: BTreeMap<i64, f64> = got
-        .iter()
-        .filter(|(t, _)| *t >= start && *t < end)
-        .copied()
-        .collect();
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "{what}: the hours written are the hours with data"
-    );
-    for (t, kwh) in &got {
-        assert!(
-            (kwh - want[t]).abs() < 0.001,
-            "{what} hour {t}: HA {kwh} kWh vs InfluxDB {} kWh",
-            want[t]
-        );
-    }
-}
-
 /// The chain's hours from `chain[0]` on still have their seeded changes: nothing after the
 /// backfilled range moved, and the seam hour has no spike.
 fn assert_chain_kept(what: &str, got: &[(i64, f64)], chain: &[StatRow]) {

@@ -125,7 +125,7 @@ impl Container {
     }
 
     fn logs(&self) -> String {
-        let o = docker(&["logs", "--tail", "30", &self.0]);
+        let o = docker(&["logs", "--tail", "60", &self.0]);
         format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr))
     }
 }
@@ -207,6 +207,7 @@ async fn image_serve_once_publishes_the_sensors_ha_shows() {
     let Some(image) = built("PWSYNC_TEST_IMAGE") else {
         return;
     };
+    let _one = one_serve_on_8099().await;
     let (influx, broker) = influx_and_broker();
     let ha = ha_with(&broker);
     let env = [
@@ -239,6 +240,7 @@ async fn image_healthcheck_passes_then_fails_when_influxdb_stops() {
     let Some(image) = built("PWSYNC_TEST_IMAGE") else {
         return;
     };
+    let _one = one_serve_on_8099().await;
     let (mut influx, broker) = influx_and_broker();
     let mut args = env_args(&[
         ("PWSYNC_INFLUXDB__URL", influx.url()),
@@ -264,31 +266,46 @@ async fn image_healthcheck_passes_then_fails_when_influxdb_stops() {
     assert!(log.contains("stale: serve's last successful poll"), "{log}");
 }
 
-/// A stand-in for the two Supervisor endpoints the add-on uses: `GET /services/mqtt` (answered
-/// with the real broker, for the add-on's token only) and the `/core/websocket` proxy
-/// (forwarded byte for byte to the real HA's `/api/websocket`). The real Supervisor swaps the
-/// add-on's token for its own on the way; this one forwards it, so the test gives the add-on
-/// HA's token as its SUPERVISOR_TOKEN.
+/// A stand-in for the Supervisor endpoints the add-on uses, forwarding to the real servers:
+/// `GET /services/mqtt` (the real broker, for the add-on's SUPERVISOR_TOKEN only) and the
+/// `/core/websocket` proxy to HA. As the real Supervisor does, it answers the add-on's `auth`
+/// itself (SUPERVISOR_TOKEN) and logs in to HA with HA's own token, which the add-on never
+/// sees. pwsync uses HA's websocket only, so `/core/api/*` is not stood in for.
 struct Supervisor {
     port: u16,
+    /// The add-on's SUPERVISOR_TOKEN.
+    token: String,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// What the stand-in forwards to and the two tokens it holds.
+#[derive(Clone)]
+struct Upstream {
+    supervisor_token: String,
+    ha_token: String,
+    broker_port: u16,
+    ha_port: u16,
+}
+
 impl Supervisor {
-    async fn start(token: String, broker_port: u16, ha_port: u16) -> Supervisor {
+    async fn start(up: Upstream) -> Supervisor {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
+        let (seen, token) = (requests.clone(), up.supervisor_token.clone());
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let (token, seen) = (token.clone(), seen.clone());
+                let (up, seen) = (up.clone(), seen.clone());
                 tokio::spawn(async move {
-                    let _ = serve_one(conn, &token, broker_port, ha_port, &seen).await;
+                    let _ = serve_one(conn, &up, &seen).await;
                 });
             }
         });
-        Supervisor { port, requests }
+        Supervisor {
+            port,
+            token,
+            requests,
+        }
     }
 
     fn url(&self) -> String {
@@ -300,60 +317,286 @@ impl Supervisor {
     }
 }
 
+/// A request's head, left in the socket (a websocket handshake reads it again).
+async fn peek_head(conn: &tokio::net::TcpStream) -> std::io::Result<Option<String>> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = conn.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(String::from_utf8_lossy(&buf[..end + 4]).into_owned()));
+        }
+        if n == buf.len() {
+            return Ok(None);
+        }
+        // peek returns what has come so far at once: wait for the rest of the head.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn serve_one(
     mut conn: tokio::net::TcpStream,
-    token: &str,
-    broker_port: u16,
-    ha_port: u16,
+    up: &Upstream,
     seen: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if conn.read(&mut byte).await? == 0 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
+    let Some(head) = peek_head(&conn).await? else {
+        return Ok(());
+    };
     let request_line = head.lines().next().unwrap_or_default().to_string();
     seen.lock().unwrap().push(request_line.clone());
+    if request_line.split(' ').nth(1) == Some("/core/websocket") {
+        return proxy_websocket(conn, up, seen).await;
+    }
+    conn.read_exact(&mut vec![0; head.len()]).await?;
     let authorized = head
         .lines()
-        .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {token}")));
+        .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {}", up.supervisor_token)));
     let reply = |status: &str, body: String| {
         format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
     };
-    match request_line.split(' ').nth(1).unwrap_or_default() {
+    let answer = match request_line.split(' ').nth(1).unwrap_or_default() {
         "/services/mqtt" if authorized => {
             let body = serde_json::json!({"result": "ok", "data": {
-                "addon": "core_mosquitto", "host": "127.0.0.1", "port": broker_port,
+                "addon": "core_mosquitto", "host": "127.0.0.1", "port": up.broker_port,
                 "ssl": false, "protocol": "3.1.1", "username": "addons", "password": "pw"}});
-            conn.write_all(reply("200 OK", body.to_string()).as_bytes())
-                .await
+            reply("200 OK", body.to_string())
         }
-        "/services/mqtt" => {
-            let body = r#"{"result":"error","message":"Unauthorized"}"#.to_string();
-            conn.write_all(reply("401 Unauthorized", body).as_bytes())
-                .await
+        "/services/mqtt" => reply(
+            "401 Unauthorized",
+            r#"{"result":"error","message":"Unauthorized"}"#.into(),
+        ),
+        _ => reply(
+            "404 Not Found",
+            r#"{"result":"error","message":"not found"}"#.into(),
+        ),
+    };
+    conn.write_all(answer.as_bytes()).await
+}
+
+/// HA's websocket as the Supervisor proxies it: HA's `auth_required` to the add-on, the
+/// add-on's `auth` checked against SUPERVISOR_TOKEN, HA logged in to with HA's token, then
+/// every message passed on both ways.
+async fn proxy_websocket(
+    conn: tokio::net::TcpStream,
+    up: &Upstream,
+    seen: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Message};
+    let io = |e: tokio_tungstenite::tungstenite::Error| std::io::Error::other(e);
+    // A transparent proxy: no smaller a message limit than the add-on's or HA's own.
+    let config = WebSocketConfig {
+        max_message_size: None,
+        max_frame_size: None,
+        ..Default::default()
+    };
+    let mut addon = tokio_tungstenite::accept_async_with_config(conn, Some(config))
+        .await
+        .map_err(io)?;
+    let url = format!("ws://127.0.0.1:{}/api/websocket", up.ha_port);
+    let (mut ha, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        .await
+        .map_err(io)?;
+    let text = |m: Option<Result<Message, _>>| -> serde_json::Value {
+        match m {
+            Some(Ok(Message::Text(t))) => serde_json::from_str(&t).unwrap_or_default(),
+            _ => serde_json::Value::Null,
         }
-        "/core/websocket" => {
-            let mut ha = tokio::net::TcpStream::connect(("127.0.0.1", ha_port)).await?;
-            let forwarded = head.replacen("/core/websocket", "/api/websocket", 1);
-            ha.write_all(forwarded.as_bytes()).await?;
-            tokio::io::copy_bidirectional(&mut conn, &mut ha).await?;
-            Ok(())
+    };
+    let required = text(ha.next().await);
+    addon
+        .send(Message::Text(required.to_string()))
+        .await
+        .map_err(io)?;
+    let auth = text(addon.next().await);
+    if auth["type"] != "auth" || auth["access_token"] != up.supervisor_token.as_str() {
+        seen.lock().unwrap().push("websocket auth refused".into());
+        let invalid = serde_json::json!({"type": "auth_invalid", "message": "Invalid access"});
+        let _ = addon.send(Message::Text(invalid.to_string())).await;
+        return Ok(());
+    }
+    let login = serde_json::json!({"type": "auth", "access_token": up.ha_token});
+    ha.send(Message::Text(login.to_string()))
+        .await
+        .map_err(io)?;
+    let ok = text(ha.next().await);
+    assert_eq!(
+        ok["type"], "auth_ok",
+        "HA refused the stand-in's login: {ok}"
+    );
+    seen.lock().unwrap().push("websocket auth ok".into());
+    addon
+        .send(Message::Text(ok.to_string()))
+        .await
+        .map_err(io)?;
+    let (mut to_addon, mut from_addon) = addon.split();
+    let (mut to_ha, mut from_ha) = ha.split();
+    let upward = async {
+        while let Some(Ok(m)) = from_addon.next().await {
+            if to_ha.send(m).await.is_err() {
+                break;
+            }
         }
-        _ => {
-            let body = r#"{"result":"error","message":"not found"}"#.to_string();
-            conn.write_all(reply("404 Not Found", body).as_bytes())
-                .await
+        let _ = to_ha.close().await;
+    };
+    let downward = async {
+        while let Some(Ok(m)) = from_ha.next().await {
+            if to_addon.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_addon.close().await;
+    };
+    tokio::join!(upward, downward);
+    Ok(())
+}
+
+/// The address the Supervisor's ingress proxy connects from (crates/config/src/addon.rs admits
+/// only it), put on `lo` for a test and taken off again; the add-on on the host network sees
+/// the proxy's connections come from it, as on HA OS. Needs root (CAP_NET_ADMIN).
+struct IngressAddress(std::net::Ipv4Addr);
+
+impl IngressAddress {
+    fn add() -> IngressAddress {
+        let ip = std::net::Ipv4Addr::new(172, 30, 32, 2);
+        let cidr = format!("{ip}/32");
+        let o = Command::new("ip")
+            .args(["addr", "add", &cidr, "dev", "lo"])
+            .output()
+            .expect("ip (apt-get install iproute2)");
+        assert!(
+            o.status.success(),
+            "cannot put the ingress address {cidr} on lo (the test needs root): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        IngressAddress(ip)
+    }
+}
+
+impl Drop for IngressAddress {
+    fn drop(&mut self) {
+        let cidr = format!("{}/32", self.0);
+        let _ = Command::new("ip")
+            .args(["addr", "del", &cidr, "dev", "lo"])
+            .output();
+    }
+}
+
+/// A stand-in for HA's ingress in front of the add-on's panel: the browser asks for
+/// `/api/hassio_ingress/<token>/…`; the proxy strips that prefix, tells the panel it with
+/// `X-Ingress-Path`, and connects to the panel from the ingress address. One request per
+/// upstream connection (`Connection: close`), its bytes copied as they come, so server-sent
+/// events pass through unbuffered.
+struct Ingress {
+    port: u16,
+    prefix: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Ingress {
+    async fn start(from: std::net::Ipv4Addr, panel: std::net::SocketAddr) -> Ingress {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let prefix = format!("/api/hassio_ingress/{}", rand_suffix());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (seen, p) = (requests.clone(), prefix.clone());
+        tokio::spawn(async move {
+            while let Ok((conn, peer)) = listener.accept().await {
+                let (seen, p) = (seen.clone(), p.clone());
+                tokio::spawn(async move {
+                    let _ = ingress_one(conn, peer, &p, from, panel, &seen).await;
+                });
+            }
+        });
+        Ingress {
+            port,
+            prefix,
+            requests,
         }
     }
+
+    /// The panel's Status page as the browser opens it in HA's sidebar.
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}{}/", self.port, self.prefix)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Headers the proxy sets itself, or that name the connection rather than the request.
+const HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "x-ingress-path",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+async fn ingress_one(
+    mut browser: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    prefix: &str,
+    from: std::net::Ipv4Addr,
+    panel: std::net::SocketAddr,
+    seen: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(head) = peek_head(&browser).await? else {
+        return Ok(());
+    };
+    browser.read_exact(&mut vec![0; head.len()]).await?;
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.splitn(3, ' ');
+    let (method, target, version) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    seen.lock().unwrap().push(format!("{method} {target}"));
+    let Some(rest) = target.strip_prefix(prefix) else {
+        let body = "not an ingress path";
+        let reply = format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return browser.write_all(reply.as_bytes()).await;
+    };
+    let path = if rest.is_empty() { "/" } else { rest };
+    let mut host = String::new();
+    let mut out = format!("{method} {path} {version}\r\n");
+    for line in lines {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("host") {
+            host = line[name.len() + 1..].trim().to_string();
+        }
+        if !HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!(
+        "X-Ingress-Path: {prefix}\r\nX-Hass-Source: core.ingress\r\nX-Forwarded-For: {}\r\n\
+         X-Forwarded-Host: {host}\r\nX-Forwarded-Proto: http\r\nConnection: close\r\n\r\n",
+        peer.ip()
+    ));
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((from, 0).into())?;
+    let mut upstream = socket.connect(panel).await?;
+    upstream.write_all(out.as_bytes()).await?;
+    tokio::io::copy_bidirectional(&mut browser, &mut upstream).await?;
+    Ok(())
 }
 
 /// The arm64 release binary under qemu-user, with Debian's arm64 glibc (libc6-arm64-cross) as
@@ -480,32 +723,67 @@ fn yaml(path: &Path) -> Yaml {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `serve` in a container on the host network binds the panel's port 8099 (the add-on's
+/// ingress port, the image's default `web.listen`): one such container at a time.
+async fn one_serve_on_8099() -> tokio::sync::MutexGuard<'static, ()> {
+    // Not std's: the guard is held across awaits, and a failed test must not poison it.
+    static SERVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERVE.lock().await
+}
+
+/// The add-on's token is the Supervisor's, never HA's: the stand-in swaps them.
+fn upstream(ha: &HaInstance, broker: &Mosquitto) -> Upstream {
+    Upstream {
+        supervisor_token: format!("supervisor-{}", rand_suffix()),
+        ha_token: ha.token().to_string(),
+        broker_port: broker.port(),
+        ha_port: ha.port(),
+    }
+}
+
+/// The add-on container as the Supervisor starts it: config.yaml's options (the required URL
+/// and the site filled in) in `/data/options.json`, SUPERVISOR_TOKEN, TZ, the host network and
+/// the image's own command.
+fn run_addon(
+    image: &str,
+    supervisor: &Supervisor,
+    influx_url: &str,
+    site: &str,
+    data: &Path,
+) -> Container {
+    let config = yaml(&addon_dir().join("config.yaml"));
+    let mut options: serde_json::Value = serde_json::to_value(config["options"].clone()).unwrap();
+    options["influxdb_url"] = influx_url.into();
+    options["site"] = site.into();
+    std::fs::write(data.join("options.json"), options.to_string()).unwrap();
+    let mut args = env_args(&[
+        ("SUPERVISOR_TOKEN", supervisor.token.clone()),
+        ("PWSYNC_SUPERVISOR_URL", supervisor.url()),
+        ("TZ", ZONE.to_string()),
+    ]);
+    args.extend(["-v".to_string(), format!("{}:/data", data.display())]);
+    Container::run(image, &args, &[])
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
 async fn addon_gets_broker_and_ha_from_the_supervisor_and_publishes() {
     let Some(image) = built("PWSYNC_TEST_ADDON_IMAGE") else {
         return;
     };
+    let _one = one_serve_on_8099().await;
     let (influx, broker) = influx_and_broker();
     let ha = ha_with(&broker);
-    let supervisor = Supervisor::start(ha.token().to_string(), broker.port(), ha.port()).await;
-
-    // The options the Supervisor writes: config.yaml's defaults, the required URL filled in.
-    let config = yaml(&addon_dir().join("config.yaml"));
-    let mut options: serde_json::Value = serde_json::to_value(config["options"].clone()).unwrap();
-    options["influxdb_url"] = influx.url().into();
-    options["site"] = "addon".into();
+    let supervisor = Supervisor::start(upstream(&ha, &broker)).await;
     let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("options.json"), options.to_string()).unwrap();
-
-    let mut args = env_args(&[
-        ("SUPERVISOR_TOKEN", ha.token().to_string()),
-        ("PWSYNC_SUPERVISOR_URL", supervisor.url()),
-        ("TZ", ZONE.to_string()),
-    ]);
-    args.extend(["-v".to_string(), format!("{}:/data", data.path().display())]);
-    // The image's own command, as the Supervisor starts it.
-    let c = Container::run(&image, &args, &[]);
+    let c = run_addon(&image, &supervisor, &influx.url(), "addon", data.path());
+    let refused = reqwest::Client::new()
+        .get(format!("{}/services/mqtt", supervisor.url()))
+        .bearer_auth(ha.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "HA's token is not the Supervisor's");
     let states = wait_for_sensors(&ha_client(&ha), "addon").await;
     assert!(
         states.contains_key("sensor.addon_battery_level"),
@@ -513,7 +791,11 @@ async fn addon_gets_broker_and_ha_from_the_supervisor_and_publishes() {
     );
 
     let requests = supervisor.requests();
-    for path in ["GET /services/mqtt ", "GET /core/websocket "] {
+    for path in [
+        "GET /services/mqtt ",
+        "GET /core/websocket ",
+        "websocket auth ok",
+    ] {
         assert!(
             requests.iter().any(|r| r.starts_with(path)),
             "the add-on never asked the Supervisor for {path}: {requests:?}"
@@ -525,6 +807,199 @@ async fn addon_gets_broker_and_ha_from_the_supervisor_and_publishes() {
         "pwsync health in the add-on",
         docker(&["exec", &c.0, "pwsync", "health"]),
     );
+}
+
+/// Click Apply and wait for the job the Jobs page runs to succeed; a refusal fails at once.
+async fn apply(b: &fantoccini::Client, what: &str, addon: &Container) {
+    use fantoccini::Locator;
+    // Done, or refused (the page's error).
+    let done = Locator::Css("#run[data-state='succeeded'], main p.error");
+    let outcome =
+        common::browser::click_then_wait(b, "apply", done, Duration::from_secs(600)).await;
+    if let Ok(e) = &outcome {
+        if e.attr("class").await.unwrap().as_deref() == Some("error") {
+            panic!("{what}: {}", e.text().await.unwrap());
+        }
+    }
+    if let Err(e) = outcome {
+        let run = b.find(Locator::Id("run")).await.ok();
+        let run = match run {
+            Some(r) => r.html(false).await.unwrap_or_default(),
+            None => b.source().await.unwrap_or_default(),
+        };
+        panic!("{what}: {e}: {run}\n{}", addon.logs());
+    }
+}
+
+/// The HA OS path as a new user walks it, and its headline time: the add-on container from the
+/// amd64 image, started as the Supervisor starts it beside 3 years of 1-minute history, then in
+/// chromium through the ingress stand-in the first-run guide's Backfill, Apply, Energy
+/// dashboard, Apply, and History's clean check.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the images and .deb: eval \"$(deploy/scripts/package.sh)\"; cargo test --workspace --test deploy -- --ignored"]
+async fn addon_e2e_install_backfill_energy_dashboard_clean_check_through_ingress() {
+    use common::browser::*;
+    use fantoccini::Locator;
+    use pwsync_energy::Field;
+    let Some(image) = built("PWSYNC_TEST_ADDON_IMAGE") else {
+        return;
+    };
+    let _one = one_serve_on_8099().await;
+    let influx = or_skip(InfluxServer::start()).expect("influxd (apt-get install influxdb)");
+    let broker = Mosquitto::start().unwrap();
+    let today = chrono::Utc::now().with_timezone(&tz()).date_naive();
+    let first_day = (today - chrono::Duration::days(1095)).to_string();
+    let t = Instant::now();
+    simulate(&influx.url(), &first_day, 1096, 31);
+    eprintln!("simulated 3 years of 1-minute data in {:.0?}", t.elapsed());
+    let ha = HaInstance::start(HaOptions {
+        extra_config: "energy:\n".into(),
+        ..HaOptions::default()
+            .with_time_zone(ZONE)
+            .with_broker(broker.port())
+    })
+    .unwrap();
+    let c = ha_client(&ha);
+    let version = c.ha_version().await.unwrap();
+    let supervisor = Supervisor::start(upstream(&ha, &broker)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_driver, driver_port) = chromedriver(dir.path()).expect("chromedriver");
+    let ingress_ip = IngressAddress::add();
+    let ingress = Ingress::start(ingress_ip.0, (ingress_ip.0, 8099).into()).await;
+    let base = ingress.base();
+    let data = tempfile::tempdir().unwrap();
+
+    let started = Instant::now();
+    let addon = run_addon(&image, &supervisor, &influx.url(), "powerwall", data.path());
+    let run_at = chrono::Utc::now().timestamp();
+    let b = browser(driver_port, &dir.path().join("profile")).await;
+    let logs = || addon.logs();
+
+    // Status: the guide, from what the add-on found; three years to backfill.
+    let step = guide_step(
+        &b,
+        &base,
+        "Backfill 3.0 years",
+        "next",
+        Duration::from_secs(180),
+    )
+    .await;
+    assert!(step.contains(HOME), "{step}");
+    for id in ["guide-backfill", "guide-energy_dashboard", "guide-check"] {
+        assert!(
+            b.find(Locator::Id(id)).await.is_ok(),
+            "no #{id} in the guide: {}",
+            b.source().await.unwrap_or_default()
+        );
+    }
+
+    // Backfill: its dry run, then Apply; the progress comes as server-sent events.
+    let plan = Locator::Id("plan-report");
+    let report = click_then_wait(&b, "guide-backfill", plan, Duration::from_secs(180))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", logs()))
+        .text()
+        .await
+        .unwrap();
+    assert!(report.contains("Dry run, nothing written"), "{report}");
+    apply(&b, "the backfill", &addon).await;
+    let backfilled = started.elapsed();
+    eprintln!("backfill applied at {backfilled:.0?}");
+
+    // The check the backfill starts by itself; jobs wait for it (the panel refuses another).
+    guide_step(
+        &b,
+        &base,
+        "History checked: clean",
+        "done",
+        Duration::from_secs(600),
+    )
+    .await;
+    eprintln!("checked clean at {:.0?}", started.elapsed());
+
+    // The Energy dashboard: HA's preferences are empty, so no rival and no choice.
+    b.goto(&base).await.unwrap();
+    click_then_wait(&b, "guide-energy_dashboard", plan, Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", logs()));
+    assert!(b.find(Locator::Id("choices")).await.is_err(), "a choice");
+    apply(&b, "the Energy dashboard", &addon).await;
+    eprintln!("Energy dashboard set at {:.0?}", started.elapsed());
+
+    // History: clean once the check the backfill started has run.
+    let history = format!("{base}history");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let verdict = loop {
+        b.goto(&history).await.unwrap();
+        if let Ok(v) = b.find(Locator::Id("verdict")).await {
+            let v = v.text().await.unwrap();
+            if v.starts_with("clean") {
+                break v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "History never read clean: {}\n{}",
+            b.source().await.unwrap_or_default(),
+            logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let headline = started.elapsed();
+    eprintln!(
+        "add-on headline (HA {version}, 3 years of 1-minute data): {:.0} s from docker run to a \
+         clean check with the Energy dashboard set (backfill applied at {:.0} s); History: {verdict}",
+        headline.as_secs_f64(),
+        backfilled.as_secs_f64()
+    );
+    b.close().await.unwrap();
+
+    // HA's own reads: every hour before the add-on started is InfluxDB's energy, to the Wh
+    // (but the last whole one, where the backfill meets HA's live chain: the seam's).
+    let (from, to) = (
+        day_start(&first_day),
+        run_at - run_at.rem_euclid(3600) - 3600,
+    );
+    for f in Field::ALL {
+        let id = format!("sensor.powerwall_{}", f.sensor_key());
+        let got = ha_changes(&ha_rows(&c, &id, from, to).await);
+        let want = influx_hourly(&influx.url(), f, from, to).await;
+        // Three years less the outages the simulator makes.
+        assert!(want.len() > 1000 * 24, "{id}: {} hours", want.len());
+        assert_hours_match(&id, &got, &want, from, to);
+    }
+    let prefs = c.energy_get_prefs().await.unwrap().expect("preferences");
+    for f in [
+        "grid_imported",
+        "grid_exported",
+        "solar_generated",
+        "battery_discharged",
+        "battery_charged",
+    ] {
+        let id = format!("sensor.powerwall_{f}");
+        assert!(prefs.to_string().contains(&id), "{id}: {prefs}");
+    }
+    // A problem sensor: off is no problem.
+    wait_entity(
+        &c,
+        "binary_sensor.powerwall_history_ok",
+        Duration::from_secs(30),
+        |s| s.state == "off",
+    )
+    .await;
+
+    // Every page came through the ingress path, the panel's events too, as the Supervisor's
+    // token and not HA's reached the stand-in.
+    let through = ingress.requests();
+    assert!(
+        through
+            .iter()
+            .any(|r| r.contains(&format!("{}/events", ingress.prefix))),
+        "{through:?}"
+    );
+    assert!(supervisor
+        .requests()
+        .contains(&"websocket auth ok".to_string()));
 }
 
 #[test]

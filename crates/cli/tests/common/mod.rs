@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: real servers, the pwsync binary, HA's own reads.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use pwsync_energy::local::local_day_range;
 use pwsync_energy::{Field, StatRow, HOUR};
 use pwsync_ha::{ClientOptions, HaClient, Period, StatType};
@@ -241,6 +243,36 @@ pub fn changes(rows: &[StatRow]) -> Vec<(i64, f64)> {
             c
         })
         .collect()
+}
+
+/// Every backfilled hour of `field` in `[start, end)` equals InfluxDB's energy within 1 Wh, and
+/// no hour outside the data exists.
+pub fn assert_hours_match(
+    what: &str,
+    got: &[(i64, f64)],
+    want: &BTreeMap<i64, f64>,
+    start: i64,
+    end: i64,
+) {
+    let got: BTreeMap<i64, f64> = got
+        .iter()
+        .filter(|(t, _)| *t >= start && *t < end)
+        .copied()
+        .collect();
+    let only_ha: Vec<_> = got.keys().filter(|t| !want.contains_key(t)).collect();
+    let only_influx: Vec<_> = want.keys().filter(|t| !got.contains_key(t)).collect();
+    assert!(
+        only_ha.is_empty() && only_influx.is_empty(),
+        "{what}: the hours written are the hours with data; only in HA {only_ha:?}, \
+         only in InfluxDB {only_influx:?}"
+    );
+    for (t, kwh) in &got {
+        assert!(
+            (kwh - want[t]).abs() < 0.001,
+            "{what} hour {t}: HA {kwh} kWh vs InfluxDB {} kWh",
+            want[t]
+        );
+    }
 }
 
 /// `(hour, change)` of rows as HA reports them; the first row's change is its sum (HA counts a
