@@ -55,4 +55,48 @@ impl JobGate {
     pub(super) fn busy(&self) -> bool {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
+
+    fn held_by(&self, job: &str) -> bool {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.as_ref().is_some_and(|(running, _)| running == job)
+    }
+
+    /// Return once no check holds the gate, or after `limit`. Every job that writes ends with
+    /// a check; a job pressed right after one (the guide's next step) waits for it instead of
+    /// being refused.
+    pub(super) async fn after_check(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.held_by("check") && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_job_waits_for_a_check_but_not_for_another_job() {
+        let gate = JobGate::default();
+        gate.take("check").unwrap();
+        let releaser = gate.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            releaser.release();
+        });
+        gate.after_check(Duration::from_secs(10)).await;
+        assert!(gate.take("energy-dashboard").is_ok(), "the check has ended");
+        gate.release();
+
+        gate.take("backfill").unwrap();
+        let t = tokio::time::Instant::now();
+        gate.after_check(Duration::from_secs(10)).await;
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a backfill is not waited for"
+        );
+        assert!(gate.take("energy-dashboard").is_err());
+    }
 }

@@ -41,6 +41,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(300);
 /// Past jobs the log keeps, and dry-run plans kept for "Apply".
 const LOG_KEPT: usize = 50;
 const PLANS_KEPT: usize = 20;
+/// How long Apply waits for the check that ends every job before it refuses (a check of three
+/// years takes seconds).
+const CHECK_WAIT: Duration = Duration::from_secs(60);
 /// A report longer than this is cut in the log (a backfill of years is a few KB).
 const REPORT_MAX: usize = 64 * 1024;
 
@@ -569,6 +572,7 @@ impl Panel {
         trigger: &'static str,
     ) -> std::result::Result<u64, String> {
         let command = format!("pwsync {}", args.join(" "));
+        self.0.gate.after_check(CHECK_WAIT).await;
         if let Err(r) = self.0.gate.take(job.name()) {
             self.log_refused(&r, trigger, &command);
             return Err(r.into());
