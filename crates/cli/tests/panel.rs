@@ -1325,12 +1325,16 @@ async fn the_first_run_guide_backfills_then_sets_up_the_energy_dashboard_with_a_
         .click()
         .await
         .unwrap();
-    let report = click_then_wait(&b, "choices-dry-run", plan, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The blocked plan's page has a report too: the new plan is the one with Apply.
+    click_then_wait(
+        &b,
+        "choices-dry-run",
+        Locator::Id("apply"),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let report = b.find(plan).await.unwrap().text().await.unwrap();
     assert!(
         report.contains("replace") && report.contains(TESLA_GRID),
         "{report}"
