@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use chrono_tz::Tz;
 use pwsync_config::Config;
 use pwsync_jobs::check::StatisticCheck;
+use pwsync_jobs::dashboard::{backup_file_name, BACKUP_PREFIX};
 use pwsync_jobs::CheckReport;
 use pwsync_web::{
     Backend, Backup, ChartSeries, CheckedView, DayColumns, HistoryView, HourColumns, Interrupted,
@@ -359,15 +360,11 @@ fn energy_args(form: &JobForm, state: Option<&Path>) -> std::result::Result<Vec<
         a.extend(["--replace".into(), form.replace().join(",")]);
     }
     if let Some(dir) = state {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        let file = dir.join(format!("{BACKUP_PREFIX}{stamp}.json"));
+        let file = dir.join(backup_file_name(chrono::Utc::now()));
         a.extend(["--backup".into(), file.display().to_string()]);
     }
     Ok(a)
 }
-
-/// How `energy-dashboard` names the preferences it saved.
-const BACKUP_PREFIX: &str = "energy-prefs-";
 
 /// A file name the panel saved (no directory, no way out of the state directory).
 fn is_backup_name(name: &str) -> bool {

@@ -141,6 +141,14 @@ impl Replace {
     }
 }
 
+/// How `energy-dashboard` names the preferences it saves before writing.
+pub const BACKUP_PREFIX: &str = "energy-prefs-";
+
+/// The file name of preferences saved at `now` (UTC, to the second).
+pub fn backup_file_name(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{BACKUP_PREFIX}{}.json", now.format("%Y%m%dT%H%M%SZ"))
+}
+
 /// How the connected HA keeps the grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

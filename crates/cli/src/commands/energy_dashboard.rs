@@ -191,8 +191,7 @@ fn default_backup(config: Option<&Path>) -> PathBuf {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    dir.join(format!("energy-prefs-{stamp}.json"))
+    dir.join(dashboard::backup_file_name(chrono::Utc::now()))
 }
 
 fn write_backup(file: &Path, prefs: &Value) -> Result<()> {
