@@ -349,13 +349,53 @@ async fn a_backfill_killed_half_way_is_reported_interrupted_and_resumed_to_a_cle
         .state,
         "off"
     );
+    // The owner's own check agrees. HA's first 5-minute compile after the import may land
+    // just before it and start a new sum at 0 (history imported through the websocket has no
+    // 5-minute rows); serve's seam guard moves that within 20 s, so a check that finds only
+    // that is run again after one guard pass while serve runs. Anything else fails at once.
+    let mut report = check_report(&env);
+    if !report.is_empty()
+        && report
+            .iter()
+            .all(|(_, kind)| LIVE_END.contains(&kind.as_str()))
+    {
+        tokio::time::sleep(GUARD_PASS).await;
+        report = check_report(&env);
+    }
+    assert!(report.is_empty(), "check after the resume: {report:#?}");
     stop(&mut serve);
-    let o = pwsync(&env, &["check", "--json"]);
+}
+
+/// Findings the seam guard of a running serve moves by itself.
+const LIVE_END: [&str; 3] = ["next_out_of_step", "out_of_step", "seam"];
+/// The seam guard's period (20 s) and a margin.
+const GUARD_PASS: Duration = Duration::from_secs(25);
+
+/// `pwsync check`'s findings, each as `(statistic: finding, kind)`; empty when it says clean
+/// (exit 0).
+fn check_report(env: &[(&str, String)]) -> Vec<(String, String)> {
+    let o = pwsync(env, &["check", "--json"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        o.status.success(),
-        "check after the resume: {}",
-        String::from_utf8_lossy(&o.stdout)
+        matches!(o.status.code(), Some(0 | 3)),
+        "check: {stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
     );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let findings: Vec<(String, String)> = report["statistics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let id = s["statistic_id"].as_str().unwrap_or("?").to_string();
+            s["findings"].as_array().unwrap().iter().map(move |f| {
+                let kind = f["kind"].as_str().unwrap_or("?").to_string();
+                (format!("{id}: {f}"), kind)
+            })
+        })
+        .collect();
+    assert_eq!(o.status.success(), findings.is_empty(), "{stdout}");
+    findings
 }
 
 #[tokio::test(flavor = "multi_thread")]
