@@ -38,6 +38,9 @@ fn main() -> ExitCode {
     // level it says that it connected, what it published and which jobs ran. `serve --once`
     // (from cron, whose mail is any output) stays quiet but for warnings and errors.
     let daemon = matches!(&cli.command, commands::Command::Serve(a) if !a.once && !a.uninstall);
+    if !matches!(&cli.command, commands::Command::Serve(_)) {
+        end_quietly_when_stdout_closes();
+    }
     init_logging(cli.verbose.max(u8::from(daemon)));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -46,6 +49,18 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli.command, cli.config.as_deref(), cli.addon)) {
         Ok(code) => code,
         Err(e) => exit::report(e),
+    }
+}
+
+/// A reader that stops early (`pwsync check --json | head`) ends the command as it ends `cat`,
+/// instead of a panic at the next `println!`. Only stdout and stderr can raise the signal:
+/// socket writes (InfluxDB, HA, the broker, SQL) are sent with MSG_NOSIGNAL on Linux. `serve`
+/// keeps Rust's default (ignored): a daemon outlives whoever read its output.
+fn end_quietly_when_stdout_closes() {
+    // SAFETY: first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

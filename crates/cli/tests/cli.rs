@@ -200,3 +200,23 @@ fn serve_without_a_broker_is_a_one_line_error() {
     );
     assert_one_line_error(&o, "cannot reach the MQTT broker");
 }
+
+/// `pwsync … | head`: a reader that stops early ends the command quietly, as it ends `cat`,
+/// not with a panic and its backtrace on the terminal.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_pwsync"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{args:?}: {err}");
+    }
+}
