@@ -506,10 +506,18 @@ impl Config {
     fn validate_urls(&self) -> Result<()> {
         pwsync_influx::check_url(&self.influxdb.url)?;
         if let Some(u) = &self.homeassistant.url {
+            // This build's websocket has no TLS: refused here, not at the first connection.
+            if let Some(scheme) = ["https", "wss"].into_iter().find(|s| {
+                u.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with(&format!("{s}://"))
+            }) {
+                bail!("invalid homeassistant.url: {scheme}:// is not supported yet: use HA's plain http:// address on your network (or a local proxy to it), or run pwsync as HA's app, which reaches HA through the Supervisor");
+            }
             check_url(
                 "homeassistant.url",
                 u,
-                &["http", "https", "ws", "wss"],
+                &["http", "ws"],
                 "http://homeassistant.local:8123",
             )?;
         }
@@ -797,6 +805,7 @@ mod tests {
             ("ftp://localhost:8086", "unsupported scheme 'ftp'"),
             ("localhost:8086", "unsupported scheme 'localhost'"),
             ("http://", "empty host"),
+            ("https://localhost:8086", "https:// is not supported yet"),
         ];
         for (url, why) in influx {
             let mut c = Config::default();
@@ -814,6 +823,14 @@ mod tests {
             e.contains("homeassistant.url") && e.contains("no scheme"),
             "{e}"
         );
+        for tls in ["https://ha.example:8123", "WSS://ha.example:8123"] {
+            c.homeassistant.url = Some(tls.into());
+            let e = invalid(&c);
+            assert!(
+                e.contains("homeassistant.url") && e.contains("not supported yet"),
+                "{e}"
+            );
+        }
         c.homeassistant.url = Some("http://homeassistant.local:8123".into());
         c.validate().unwrap();
         c.mqtt.url = "http://broker:1883".into();

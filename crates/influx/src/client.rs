@@ -47,7 +47,7 @@ impl std::fmt::Debug for InfluxConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfluxError {
-    #[error("invalid influxdb.url: {0}: expected http://host:8086 or https://host:8086")]
+    #[error("invalid influxdb.url: {0}: expected e.g. http://localhost:8086")]
     BadUrl(String),
     #[error("InfluxDB at {url} is unreachable: check influxdb.url and that InfluxDB is running")]
     Unreachable { url: String },
@@ -158,13 +158,16 @@ pub fn check_url(url: &str) -> Result<(), InfluxError> {
     }
     let u = match url::Url::parse(url) {
         Ok(u) => u,
-        Err(url::ParseError::RelativeUrlWithoutBase) => {
-            return bad("no scheme (http:// or https://)".into())
-        }
+        Err(url::ParseError::RelativeUrlWithoutBase) => return bad("no scheme (http://)".into()),
         Err(e) => return bad(e.to_string()),
     };
     match u.scheme() {
-        "http" | "https" => {}
+        "http" => {}
+        // This build has no TLS for HTTP: refused here, not reported later as "unreachable".
+        "https" => return bad(
+            "https:// is not supported yet (Powerwall-Dashboard's InfluxDB serves plain HTTP on port 8086)"
+                .into(),
+        ),
         s => return bad(format!("unsupported scheme '{}'", s.escape_debug())),
     }
     if u.host_str().is_none_or(str::is_empty) {
