@@ -507,24 +507,19 @@ impl Config {
         pwsync_influx::check_url(&self.influxdb.url)?;
         if let Some(u) = &self.homeassistant.url {
             // This build's websocket has no TLS: refused here, not at the first connection.
-            if let Some(scheme) = ["https", "wss"].into_iter().find(|s| {
-                u.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with(&format!("{s}://"))
-            }) {
-                bail!("invalid homeassistant.url: {scheme}:// is not supported yet: use HA's plain http:// address on your network (or a local proxy to it), or run pwsync as HA's app, which reaches HA through the Supervisor");
-            }
             check_url(
                 "homeassistant.url",
                 u,
                 &["http", "ws"],
-                "http://homeassistant.local:8123",
+                &["https", "wss"],
+                "http://homeassistant.local:8123 (HA's plain address on your network), or run pwsync as HA's app, which reaches HA through the Supervisor",
             )?;
         }
         check_url(
             "mqtt.url",
             &self.mqtt.url,
             &["mqtt", "mqtts", "tcp", "ssl"],
+            &[],
             "mqtt://localhost:1883",
         )?;
         if let Some(db) = &self.homeassistant.recorder_db {
@@ -549,15 +544,28 @@ impl Config {
     }
 }
 
-/// `url` parses, has one of `schemes` and a host.
-fn check_url(key: &str, url: &str, schemes: &[&str], example: &str) -> Result<()> {
+/// `url` parses, has one of the `supported` schemes and a host; a scheme of `no_tls_yet` (TLS
+/// this build lacks) is named as such rather than as unknown.
+fn check_url(
+    key: &str,
+    url: &str,
+    supported: &[&str],
+    no_tls_yet: &[&str],
+    example: &str,
+) -> Result<()> {
     let why = match url::Url::parse(url) {
         _ if url.trim().is_empty() => "it is empty".to_string(),
         Err(url::ParseError::RelativeUrlWithoutBase) => {
-            format!("no scheme ({}://)", schemes[0])
+            format!("no scheme ({}://)", supported[0])
         }
         Err(e) => e.to_string(),
-        Ok(u) if !schemes.contains(&u.scheme()) => {
+        Ok(u) if no_tls_yet.contains(&u.scheme()) => {
+            format!(
+                "{}:// is not supported yet (this build has no TLS for it)",
+                u.scheme()
+            )
+        }
+        Ok(u) if !supported.contains(&u.scheme()) => {
             format!("unsupported scheme '{}'", u.scheme().escape_debug())
         }
         Ok(u) if u.host_str().is_none_or(str::is_empty) => "no host".to_string(),
