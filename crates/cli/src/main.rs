@@ -57,8 +57,8 @@ fn main() -> ExitCode {
 /// socket writes (InfluxDB, HA, the broker, SQL) are sent with MSG_NOSIGNAL on Linux. `serve`
 /// keeps Rust's default (ignored): a daemon outlives whoever read its output.
 fn end_quietly_when_stdout_closes() {
-    // SAFETY: first thing in `main`, before any other thread exists; SIG_DFL is a valid
-    // disposition for SIGPIPE.
+    // SAFETY: called from `main` before the runtime (or anything else) starts a thread;
+    // SIG_DFL is a valid disposition for SIGPIPE.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
